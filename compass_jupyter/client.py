@@ -1,0 +1,465 @@
+"""The HTTP client: routes, the api-key header, retries, timeouts, and the error boundary.
+
+Every transport error and every error status is translated here, once, into the
+exceptions of :mod:`compass_jupyter._exceptions`. Responses are read inside
+``with ...stream(...)`` blocks so connections always close, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import time
+import warnings as _warnings
+from typing import Any, Mapping
+
+import httpx
+from httpx_sse import EventSource
+
+from . import catalog
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    CompassError,
+    CompassWarning,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    StreamError,
+)
+from .config import config, mask_key, redact
+from .reply import Reply
+from .request import build_body
+from .stream import Accumulator, EventReader, Observer
+
+__all__ = ["Client"]
+
+RETRY_AFTER_CAP = 60.0  # never sleep longer than this on the server's say-so
+_USER_AGENT = "compass-jupyter"
+
+
+class _Retryable(Exception):
+    """Internal: an attempt failed in a way worth another try."""
+
+    def __init__(self, error: APIError, retry_after: float | None = None) -> None:
+        self.error = error
+        self.retry_after = retry_after
+
+
+def _retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _server_message(body: bytes, limit: int = 400) -> str:
+    """The human part of an error body: error.message, or a short form of the text."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error", data)
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("detail") or error.get("msg")
+            if message:
+                return str(message)[:limit]
+        elif isinstance(error, str):
+            return error[:limit]
+        if isinstance(data.get("detail"), (str, list)):
+            return str(data["detail"])[:limit]
+    if "Traceback (most recent call last)" in text:
+        # Some servers (llama.cpp) put a Python traceback in 500 bodies: its last line is the point.
+        lines = [line for line in text.splitlines() if line.strip()]
+        return f"server traceback ending in: {lines[-1].strip()[:limit]}"
+    return text[:limit] or "(empty body)"
+
+
+class Client:
+    """A Compass chat-completions client, sync (``chat``) and async (``achat``).
+
+    Settings not given here come from the kernel's settings, then the
+    environment (``COMPASS_API_KEY``, ``COMPASS_BASE_URL``, ``COMPASS_API_STYLE``,
+    ``COMPASS_API_VERSION``, ``COMPASS_MODEL``), then the defaults; they are
+    read at each request, so a client made early follows later changes.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        api_style: str | None = None,
+        api_version: str | None = None,
+        model: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        strict: bool | None = None,
+        backoff: float = 0.5,
+    ) -> None:
+        from .config import SPECS
+
+        self._explicit: dict[str, Any] = {}
+        for name, value in (
+            ("api_key", api_key),
+            ("base_url", base_url),
+            ("api_style", api_style),
+            ("api_version", api_version),
+            ("model", model),
+            ("timeout", timeout),
+            ("max_retries", max_retries),
+            ("strict", strict),
+        ):
+            if value is not None:
+                self._explicit[name] = SPECS[name].parse(name, value)
+        self.backoff = backoff
+        self._http: httpx.Client | None = None
+        self._ahttp: httpx.AsyncClient | None = None
+
+    # -- settings --------------------------------------------------------------------
+    def setting(self, name: str) -> Any:
+        if name in self._explicit:
+            return self._explicit[name]
+        return config.get(name)
+
+    @property
+    def base_url(self) -> str:
+        return self.setting("base_url")
+
+    @property
+    def api_style(self) -> str:
+        return self.setting("api_style")
+
+    @property
+    def model(self) -> str:
+        return self.setting("model")
+
+    def _key(self) -> str:
+        key = self._explicit.get("api_key")
+        return key if key else config.require_key()
+
+    def __repr__(self) -> str:
+        key = self._explicit.get("api_key") or config.get("api_key")
+        return f"Client(base_url={self.base_url!r}, api_style={self.api_style!r}, api_key={mask_key(key)!r})"
+
+    def url_for(self, model: str) -> str:
+        base = self.base_url.rstrip("/")
+        if self.api_style == "azure":
+            return f"{base}/openai/deployments/{model}/chat/completions"
+        return f"{base}/v1/chat/completions"
+
+    def _params(self) -> dict[str, str]:
+        return {"api-version": self.setting("api_version")} if self.api_style == "azure" else {}
+
+    def _headers(self) -> dict[str, str]:
+        return {"api-key": self._key(), "user-agent": _USER_AGENT, "accept": "application/json, text/event-stream"}
+
+    def _timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.setting("timeout"), connect=min(10.0, self.setting("timeout")))
+
+    # -- preparing ----------------------------------------------------------------------
+    def prepare(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        model: str | None = None,
+        stream: bool = True,
+        extra_body: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> tuple[str, dict[str, Any], list[str]]:
+        """Validate and build (url, body, warnings) without sending anything."""
+        model = model or self.model
+        body, warnings = build_body(
+            model=model,
+            messages=messages,
+            stream=stream,
+            fields=fields,
+            strict=bool(self.setting("strict")),
+            extra_body=extra_body,
+        )
+        self._key()  # a missing key is a ConfigError before anything is sent
+        return self.url_for(model), body, warnings
+
+    @staticmethod
+    def _warn(warnings: list[str]) -> None:
+        for message in warnings:
+            _warnings.warn(message, CompassWarning, stacklevel=4)
+
+    # -- sync ---------------------------------------------------------------------------
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client(follow_redirects=True)
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        model: str | None = None,
+        stream: bool = True,
+        on_delta: Observer | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> Reply:
+        """Send one chat-completions request and return the Reply.
+
+        With ``stream=True`` (the default) ``on_delta`` is called for every chunk.
+        Ctrl-C closes the connection; the KeyboardInterrupt carries the partial
+        reply as ``.reply``.
+        """
+        url, body, warnings = self.prepare(messages, model=model, stream=stream, extra_body=extra_body, **fields)
+        self._warn(warnings)
+        attempts = int(self.setting("max_retries")) + 1
+        for attempt in range(attempts):
+            reply = Reply(model=body.get("model"), request=body, warnings=list(warnings))
+            try:
+                return self._attempt(url, body, reply, on_delta)
+            except _Retryable as retry:
+                if attempt + 1 >= attempts:
+                    raise self._final(retry.error, attempts) from None
+                time.sleep(self._delay(attempt, retry.retry_after))
+        raise AssertionError("unreachable")
+
+    def _attempt(self, url: str, body: dict[str, Any], reply: Reply, on_delta: Observer | None) -> Reply:
+        accumulator = Accumulator(reply, observers=[on_delta] if on_delta else None)
+        received = False
+        try:
+            with self._client().stream(
+                "POST", url, params=self._params(), headers=self._headers(), json=body, timeout=self._timeout()
+            ) as response:
+                if response.status_code >= 400:
+                    self._raise_status(response.status_code, response.read(), response.headers, body)
+                if body.get("stream") and _is_event_stream(response):
+                    reader = EventReader(accumulator)
+                    for event in EventSource(response).iter_sse():
+                        received = True
+                        if reader.data(event.data):
+                            break
+                    reader.end()
+                else:
+                    received = True
+                    accumulator.feed_completion(_parse_json(response.read(), accumulator))
+        except KeyboardInterrupt as interrupt:
+            reply.incomplete = reply.interrupted = True
+            accumulator.finish()
+            interrupt.reply = reply  # type: ignore[attr-defined]
+            raise
+        except CompassError as exc:
+            accumulator.finish()
+            if exc.reply is not None:
+                exc.reply.incomplete = True
+            raise
+        except httpx.HTTPError as exc:
+            accumulator.finish()
+            raise self._transport_error(exc, reply, received) from None
+        return accumulator.finish()
+
+    # -- async --------------------------------------------------------------------------
+    def _aclient(self) -> httpx.AsyncClient:
+        if self._ahttp is None:
+            self._ahttp = httpx.AsyncClient(follow_redirects=True)
+        return self._ahttp
+
+    async def aclose(self) -> None:
+        if self._ahttp is not None:
+            await self._ahttp.aclose()
+            self._ahttp = None
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def achat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        model: str | None = None,
+        stream: bool = True,
+        on_delta: Observer | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> Reply:
+        """The async twin of :meth:`chat`; cancelling the task closes the connection."""
+        url, body, warnings = self.prepare(messages, model=model, stream=stream, extra_body=extra_body, **fields)
+        self._warn(warnings)
+        attempts = int(self.setting("max_retries")) + 1
+        for attempt in range(attempts):
+            reply = Reply(model=body.get("model"), request=body, warnings=list(warnings))
+            try:
+                return await self._aattempt(url, body, reply, on_delta)
+            except _Retryable as retry:
+                if attempt + 1 >= attempts:
+                    raise self._final(retry.error, attempts) from None
+                await asyncio.sleep(self._delay(attempt, retry.retry_after))
+        raise AssertionError("unreachable")
+
+    async def _aattempt(self, url: str, body: dict[str, Any], reply: Reply, on_delta: Observer | None) -> Reply:
+        accumulator = Accumulator(reply, observers=[on_delta] if on_delta else None)
+        received = False
+        try:
+            async with self._aclient().stream(
+                "POST", url, params=self._params(), headers=self._headers(), json=body, timeout=self._timeout()
+            ) as response:
+                if response.status_code >= 400:
+                    self._raise_status(response.status_code, await response.aread(), response.headers, body)
+                if body.get("stream") and _is_event_stream(response):
+                    reader = EventReader(accumulator)
+                    async for event in EventSource(response).aiter_sse():
+                        received = True
+                        if reader.data(event.data):
+                            break
+                    reader.end()
+                else:
+                    received = True
+                    accumulator.feed_completion(_parse_json(await response.aread(), accumulator))
+        except asyncio.CancelledError as cancel:
+            reply.incomplete = reply.interrupted = True
+            accumulator.finish()
+            cancel.reply = reply  # type: ignore[attr-defined]
+            raise
+        except CompassError as exc:
+            accumulator.finish()
+            if exc.reply is not None:
+                exc.reply.incomplete = True
+            raise
+        except httpx.HTTPError as exc:
+            accumulator.finish()
+            raise self._transport_error(exc, reply, received) from None
+        return accumulator.finish()
+
+    # -- errors and retries ---------------------------------------------------------------
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, RETRY_AFTER_CAP)
+        # Exponential backoff with a little jitter so parallel cells do not retry in lockstep.
+        return self.backoff * (2**attempt) * (1 + random.random() * 0.1)
+
+    def _raise_status(self, status: int, raw: bytes, headers: Mapping[str, str], body: dict[str, Any]) -> None:
+        message = redact(_server_message(raw), self._explicit.get("api_key"))
+        try:
+            parsed: Any = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            parsed = raw.decode("utf-8", "replace")[:2000]
+        model = body.get("model")
+        if status in (401, 403):
+            raise AuthenticationError(
+                f"Compass refused the API key (HTTP {status}): {message} "
+                "Check COMPASS_API_KEY or run %compass key to enter it again "
+                f"(the key in use is {mask_key(self._explicit.get('api_key') or config.get('api_key'))}).",
+                status_code=status,
+                body=parsed,
+            )
+        if status == 404:
+            near = catalog.nearest(str(model)) if model and catalog.get(str(model)) is None else []
+            hint = f" Nearest known ids: {', '.join(near)}." if near else ""
+            raise NotFoundError(
+                f"Model or deployment {model!r} was not found at {self.base_url} (HTTP 404): {message} "
+                f"Check the id with %compass models and the route (api_style={self.api_style}).{hint}",
+                status_code=status,
+                body=parsed,
+            )
+        if status == 429:
+            raise _Retryable(
+                RateLimitError(f"Compass is rate limiting this key (HTTP 429): {message}", status_code=status, body=parsed),
+                _retry_after_seconds(headers),
+            )
+        if status >= 500:
+            raise _Retryable(
+                ServerError(f"Compass had a server error (HTTP {status}): {message}", status_code=status, body=parsed),
+                _retry_after_seconds(headers),
+            )
+        raise BadRequestError(
+            f"Compass rejected the request (HTTP {status}): {message}", status_code=status, body=parsed
+        )
+
+    def _final(self, error: APIError, attempts: int) -> APIError:
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        if isinstance(error, RateLimitError):
+            fix = "Wait a moment and run the cell again, or allow more retries with %compass set max_retries=N."
+        elif isinstance(error, ServerError):
+            fix = "The service may be busy or down; try again later."
+        elif isinstance(error, APITimeoutError):
+            fix = "Allow more time with %compass set timeout=SECONDS, or ask for fewer tokens."
+        else:
+            fix = "Check COMPASS_BASE_URL and the network."
+        error.message = f"{error.message} (gave up after {tries}). {fix}"
+        return error
+
+    def _transport_error(self, exc: httpx.HTTPError, reply: Reply, received: bool) -> Exception:
+        detail = redact(str(exc) or type(exc).__name__, self._explicit.get("api_key"))
+        if received or reply.choices:
+            # Data had arrived: retrying would duplicate it, so report a broken stream.
+            reply.incomplete = True
+            return StreamError(
+                f"The stream broke off before the reply finished ({type(exc).__name__}: {detail}). "
+                "The partial reply is kept and marked incomplete.",
+                reply=reply,
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return _Retryable(
+                APITimeoutError(f"No answer from {self.base_url} within {self.setting('timeout'):g}s ({detail})")
+            )
+        if isinstance(exc, (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+            return _Retryable(APIConnectionError(f"Could not reach {self.base_url} ({type(exc).__name__}: {detail})"))
+        return APIConnectionError(f"The request to {self.base_url} failed ({type(exc).__name__}: {detail}).")
+
+
+def _is_event_stream(response: httpx.Response) -> bool:
+    content_type = response.headers.get("content-type", "").lower()
+    if "text/event-stream" in content_type:
+        return True
+    # A server that ignores stream=true answers with one JSON document; read it as such.
+    if "json" in content_type or not content_type:
+        return False
+    raise StreamError(
+        f"The server answered a streamed request with {content_type!r} instead of an event stream. "
+        "Check COMPASS_BASE_URL, or send with stream=False (--no-stream)."
+    )
+
+
+def _parse_json(raw: bytes, accumulator: Accumulator) -> dict[str, Any]:
+    reply = accumulator.reply
+    if not raw.strip() and reply.request.get("stream"):
+        EventReader(accumulator).end()  # raises the "empty stream" error with its advice
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        reply.incomplete = True
+        shown = raw[:120].decode("utf-8", "replace")
+        raise StreamError(f"The server's answer is not JSON: {shown!r}.", reply=reply) from None
+    if not isinstance(data, dict):
+        raise StreamError(f"The server's answer is not a JSON object: {str(data)[:120]!r}.", reply=reply)
+    if "error" in data and not data.get("choices"):
+        error = data["error"]
+        message = error.get("message") if isinstance(error, dict) else str(error)
+        raise BadRequestError(f"Compass reported an error: {message}", body=data)
+    return data
+

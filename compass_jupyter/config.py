@@ -1,0 +1,211 @@
+"""Settings: where each value comes from, and keeping the key out of sight.
+
+Precedence, highest first: an explicit argument (``Client(base_url=...)``, an
+inline ``%%compass`` option) > a value set in the kernel (``%compass set``,
+``%config Compass.x``, ``%compass key``, ``%compass local``) > the environment
+variable > the default. The environment is read on every lookup, so a changed
+``os.environ`` (a test fixture, ``%env``) takes effect at once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ._exceptions import ConfigError
+
+__all__ = ["Config", "SettingSpec", "SPECS", "config", "mask_key", "redact"]
+
+DEFAULT_BASE_URL = "https://api.core42.ai"
+API_STYLES = ("openai", "azure")
+
+
+def _parse_bool(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false (got {raw!r}). Example: %compass set {name}=true")
+
+
+def _parse_int(low: int, high: int) -> Callable[[str, Any], int]:
+    def parse(name: str, raw: Any) -> int:
+        try:
+            value = int(str(raw).strip()) if not isinstance(raw, int) or isinstance(raw, bool) else raw
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number (got {raw!r}). Example: %compass set {name}={low + 1}") from None
+        if isinstance(value, bool) or not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low} and {high} (got {raw!r}).")
+        return value
+
+    return parse
+
+
+def _parse_float(low: float, high: float) -> Callable[[str, Any], float]:
+    def parse(name: str, raw: Any) -> float:
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a number of seconds (got {raw!r}). Example: %compass set {name}=60") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low:g} and {high:g} (got {raw!r}).")
+        return value
+
+    return parse
+
+
+def _parse_str(name: str, raw: Any) -> str:
+    text = str(raw).strip()
+    if not text:
+        raise ConfigError(f"{name} cannot be empty.")
+    return text
+
+
+def _parse_style(name: str, raw: Any) -> str:
+    text = str(raw).strip().lower()
+    if text not in API_STYLES:
+        raise ConfigError(
+            f"api_style must be 'openai' or 'azure' (got {raw!r}). "
+            "Use 'openai' for POST {base}/v1/chat/completions, 'azure' for /openai/deployments/{model}/..."
+        )
+    return text
+
+
+def _parse_url(name: str, raw: Any) -> str:
+    text = str(raw).strip().rstrip("/")
+    if not text.startswith(("http://", "https://")):
+        raise ConfigError(f"base_url must start with http:// or https:// (got {raw!r}). Example: {DEFAULT_BASE_URL}")
+    return text
+
+
+def _parse_key(name: str, raw: Any) -> str:
+    text = str(raw).strip()
+    if not text:
+        raise ConfigError("The API key is empty. Set COMPASS_API_KEY or run %compass key.")
+    return text
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    env: str | None
+    default: Any
+    parse: Callable[[str, Any], Any]
+    help: str
+
+
+SPECS: dict[str, SettingSpec] = {
+    spec.name: spec
+    for spec in (
+        SettingSpec("api_key", "COMPASS_API_KEY", None, _parse_key, "sent as the api-key header"),
+        SettingSpec("base_url", "COMPASS_BASE_URL", DEFAULT_BASE_URL, _parse_url, "server root"),
+        SettingSpec("api_style", "COMPASS_API_STYLE", "openai", _parse_style, "openai or azure route"),
+        SettingSpec("api_version", "COMPASS_API_VERSION", "2024-11-01-preview", _parse_str, "api-version query of the azure route"),
+        SettingSpec("model", "COMPASS_MODEL", "gpt-4o", _parse_str, "default model"),
+        SettingSpec("strict", "COMPASS_STRICT", False, _parse_bool, "reserved parameters are errors, not warnings"),
+        SettingSpec("max_retries", "COMPASS_MAX_RETRIES", 3, _parse_int(0, 20), "retries of 429, 5xx, connect errors and timeouts"),
+        SettingSpec("timeout", "COMPASS_TIMEOUT", 120.0, _parse_float(0.1, 3600), "seconds to wait for the server (read timeout)"),
+        SettingSpec("max_tool_rounds", "COMPASS_MAX_TOOL_ROUNDS", 8, _parse_int(1, 100), "tool-call rounds before the loop gives up"),
+    )
+}
+
+
+class Config:
+    """The kernel's settings, one layer over the environment and the defaults."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+        self._sources: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _spec(self, name: str) -> SettingSpec:
+        try:
+            return SPECS[name]
+        except KeyError:
+            known = ", ".join(SPECS)
+            raise ConfigError(f"Unknown setting {name!r}. Known settings: {known}.") from None
+
+    def get(self, name: str) -> Any:
+        spec = self._spec(name)
+        with self._lock:
+            if name in self._values:
+                return self._values[name]
+        if spec.env and os.environ.get(spec.env, "").strip():
+            return spec.parse(name, os.environ[spec.env])
+        return spec.default
+
+    def source(self, name: str) -> str:
+        """Where the effective value comes from: 'set', 'local', 'env COMPASS_X' or 'default'."""
+        spec = self._spec(name)
+        with self._lock:
+            if name in self._sources:
+                return self._sources[name]
+        if spec.env and os.environ.get(spec.env, "").strip():
+            return f"env {spec.env}"
+        return "default"
+
+    def set(self, name: str, value: Any, *, source: str = "set") -> Any:
+        """Validate and store ``value``; returns the parsed value."""
+        spec = self._spec(name)
+        parsed = spec.parse(name, value)
+        with self._lock:
+            self._values[name] = parsed
+            self._sources[name] = source
+        return parsed
+
+    def unset(self, name: str) -> None:
+        self._spec(name)
+        with self._lock:
+            self._values.pop(name, None)
+            self._sources.pop(name, None)
+
+    def is_set(self, name: str) -> bool:
+        with self._lock:
+            return name in self._values
+
+    def effective(self) -> list[tuple[str, str, str]]:
+        """Every setting as (name, display value, source), the key masked."""
+        rows = []
+        for name in SPECS:
+            value = self.get(name)
+            shown = mask_key(value) if name == "api_key" else ("" if value is None else str(value))
+            rows.append((name, shown, self.source(name)))
+        return rows
+
+    def require_key(self) -> str:
+        key = self.get("api_key")
+        if not key:
+            raise ConfigError(
+                "No Compass API key found. Set the COMPASS_API_KEY environment variable, "
+                "run %compass key in a notebook (a hidden prompt), or pass api_key= to cj.Client(...)."
+            )
+        return key
+
+
+def mask_key(key: str | None) -> str:
+    """Show enough of a key to recognise it, never enough to use it."""
+    if not key:
+        return "(not set)"
+    if len(key) < 12:
+        return "****"
+    return f"{key[:3]}...{key[-4:]}"
+
+
+def redact(text: str, *keys: str | None) -> str:
+    """Replace every occurrence of the given keys (and the configured one) in ``text``."""
+    candidates = {k for k in keys if k}
+    configured = config.get("api_key")
+    if configured:
+        candidates.add(configured)
+    for key in sorted(candidates, key=len, reverse=True):
+        if len(key) >= 4:
+            text = text.replace(key, mask_key(key))
+    return text
+
+
+config = Config()

@@ -1,0 +1,97 @@
+"""Image and audio inputs as message content parts.
+
+Local files become base64 data URLs (images) or ``input_audio`` parts (wav/mp3);
+image URLs pass through. The file type is read from the bytes, not the name, so
+a renamed file is still recognised and a non-image is refused before sending.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from ._exceptions import ValidationError
+
+__all__ = ["MAX_IMAGE_BYTES", "image_part", "audio_part", "text_part", "user_content"]
+
+MAX_IMAGE_BYTES = 8 * 1024 * 1024  # the reference: image inputs over 8 MB are dropped
+
+
+def _image_mime(head: bytes) -> str | None:
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _audio_format(head: bytes, suffix: str) -> str | None:
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"
+    return None
+
+
+def text_part(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def image_part(source: str | Path) -> dict[str, Any]:
+    """An ``image_url`` part from an http(s)/data URL or a local png/jpeg/gif/webp file."""
+    text = str(source)
+    if text.startswith(("http://", "https://", "data:image/")):
+        return {"type": "image_url", "image_url": {"url": text}}
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise ValidationError(
+            f"Image {text!r} is neither a file nor an http(s) URL. Give a path to a png/jpeg/gif/webp file or an image URL."
+        )
+    size = path.stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        raise ValidationError(
+            f"Image {path.name!r} is {size:,} bytes; Compass drops images over 8 MiB ({MAX_IMAGE_BYTES:,} bytes). "
+            "Resize or compress it first (e.g. with Pillow: img.thumbnail((2048, 2048)))."
+        )
+    data = path.read_bytes()
+    mime = _image_mime(data[:16])
+    if mime is None:
+        raise ValidationError(
+            f"{path.name!r} is not a png, jpeg, gif or webp image (its first bytes say otherwise). "
+            "Convert it to one of these formats."
+        )
+    payload = base64.b64encode(data).decode("ascii")
+    return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{payload}"}}
+
+
+def audio_part(source: str | Path) -> dict[str, Any]:
+    """An ``input_audio`` part from a local wav or mp3 file."""
+    path = Path(str(source)).expanduser()
+    if not path.is_file():
+        raise ValidationError(f"Audio file {str(source)!r} does not exist. Give the path to a wav or mp3 file.")
+    data = path.read_bytes()
+    fmt = _audio_format(data[:16], path.suffix.lower())
+    if fmt is None:
+        raise ValidationError(
+            f"{path.name!r} is not a wav or mp3 file (its first bytes say otherwise); Compass takes wav or mp3 audio input. "
+            "Convert it, e.g. ffmpeg -i input.m4a output.wav."
+        )
+    return {"type": "input_audio", "input_audio": {"data": base64.b64encode(data).decode("ascii"), "format": fmt}}
+
+
+def user_content(
+    text: str, *, images: list[str | Path] | None = None, audio: str | Path | None = None
+) -> str | list[dict[str, Any]]:
+    """The content of a user message: plain text, or parts when media are attached."""
+    if not images and audio is None:
+        return text
+    parts: list[dict[str, Any]] = [text_part(text)] if text else []
+    parts += [image_part(src) for src in images or []]
+    if audio is not None:
+        parts.append(audio_part(audio))
+    return parts

@@ -1,0 +1,340 @@
+"""Value objects for what came back: Reply, Choice, Usage, TokenLogprob, ToolCall, Audio, Latency.
+
+They are plain dataclasses filled by :mod:`compass_jupyter.stream`; they hold no
+connection and no key. A :class:`Reply` renders itself in a notebook through
+``_repr_mimebundle_`` (plain mime types only, so saved notebooks stay readable);
+richer widget views live in :mod:`compass_jupyter.views`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import wave
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Reply", "Choice", "Usage", "TokenLogprob", "ToolCall", "Audio", "Latency", "pcm16_to_wav"]
+
+PCM16_RATE = 24_000  # gpt-4o-audio-preview streams 16-bit mono at 24 kHz
+
+
+def pcm16_to_wav(pcm: bytes, *, rate: int = PCM16_RATE, channels: int = 1) -> bytes:
+    """Wrap raw little-endian 16-bit PCM in a WAV header so any player can play it."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm[: len(pcm) - len(pcm) % 2])
+    return buffer.getvalue()
+
+
+@dataclass
+class Usage:
+    """Token counts as the server reported them; a detail it did not send stays None."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
+    audio_tokens: int | None = None
+    prompt_audio_tokens: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any] | None) -> Usage | None:
+        if not isinstance(data, dict) or not data:
+            return None
+        completion = data.get("completion_tokens_details") or {}
+        prompt = data.get("prompt_tokens_details") or {}
+        return cls(
+            prompt_tokens=data.get("prompt_tokens"),
+            completion_tokens=data.get("completion_tokens"),
+            total_tokens=data.get("total_tokens"),
+            reasoning_tokens=completion.get("reasoning_tokens"),
+            cached_tokens=prompt.get("cached_tokens"),
+            audio_tokens=completion.get("audio_tokens"),
+            prompt_audio_tokens=prompt.get("audio_tokens"),
+            raw=data,
+        )
+
+    def __add__(self, other: Usage | None) -> Usage:
+        if other is None:
+            return self
+
+        def add(a: int | None, b: int | None) -> int | None:
+            return None if a is None and b is None else (a or 0) + (b or 0)
+
+        return Usage(
+            prompt_tokens=add(self.prompt_tokens, other.prompt_tokens),
+            completion_tokens=add(self.completion_tokens, other.completion_tokens),
+            total_tokens=add(self.total_tokens, other.total_tokens),
+            reasoning_tokens=add(self.reasoning_tokens, other.reasoning_tokens),
+            cached_tokens=add(self.cached_tokens, other.cached_tokens),
+            audio_tokens=add(self.audio_tokens, other.audio_tokens),
+            prompt_audio_tokens=add(self.prompt_audio_tokens, other.prompt_audio_tokens),
+        )
+
+    def details(self) -> dict[str, int]:
+        """The optional details the server did send (for status lines)."""
+        names = ("reasoning_tokens", "cached_tokens", "audio_tokens", "prompt_audio_tokens")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+    def summary(self) -> str:
+        parts = [f"{self.prompt_tokens} in", f"{self.completion_tokens} out", f"{self.total_tokens} total"]
+        extra = {k.replace("_tokens", "").replace("_", " "): v for k, v in self.details().items() if v}
+        parts += [f"{v} {k}" for k, v in extra.items()]
+        return " · ".join(parts)
+
+
+@dataclass
+class TokenLogprob:
+    """One generated token with its log probability and the top alternatives."""
+
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+    top: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def prob(self) -> float:
+        return math.exp(self.logprob)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> TokenLogprob:
+        top = [(t.get("token", ""), float(t.get("logprob", 0.0))) for t in data.get("top_logprobs") or []]
+        return cls(
+            token=data.get("token", ""),
+            logprob=float(data.get("logprob", 0.0)),
+            bytes=data.get("bytes"),
+            top=top,
+        )
+
+
+@dataclass
+class ToolCall:
+    """A function call the model asked for; ``result`` is filled once it has run."""
+
+    id: str
+    name: str
+    arguments_json: str = ""
+    index: int = 0
+    result: Any = None
+    content: str | None = None  # what was sent back to the model
+    error: str | None = None
+    duration: float | None = None
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The parsed arguments; ``{}`` for none, the raw text under ``"_raw"`` if it is not JSON."""
+        if not self.arguments_json.strip():
+            return {}
+        try:
+            value = json.loads(self.arguments_json)
+        except json.JSONDecodeError:
+            return {"_raw": self.arguments_json}
+        return value if isinstance(value, dict) else {"_value": value}
+
+    @property
+    def arguments_valid(self) -> bool:
+        try:
+            json.loads(self.arguments_json or "{}")
+        except json.JSONDecodeError:
+            return False
+        return True
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments_json or "{}"},
+        }
+
+
+@dataclass
+class Audio:
+    """Audio the model spoke: ``data`` in ``format``; ``wav`` is always playable."""
+
+    data: bytes
+    format: str
+    transcript: str = ""
+    id: str | None = None
+    expires_at: int | None = None
+
+    @property
+    def wav(self) -> bytes | None:
+        """WAV bytes (pcm16 gets a header); None for formats that are not WAV or pcm16."""
+        if self.format == "pcm16":
+            return pcm16_to_wav(self.data)
+        if self.format == "wav":
+            return self.data
+        return None
+
+    @property
+    def duration(self) -> float | None:
+        wav = self.wav
+        if wav is None:
+            return None
+        with wave.open(io.BytesIO(wav)) as w:
+            return w.getnframes() / float(w.getframerate() or 1)
+
+    def save(self, path: str) -> str:
+        """Write the audio to ``path`` (WAV for pcm16/wav, the raw format otherwise)."""
+        with open(path, "wb") as fh:
+            fh.write(self.wav or self.data)
+        return path
+
+    @property
+    def mime(self) -> str:
+        return {
+            "wav": "audio/wav",
+            "pcm16": "audio/wav",
+            "mp3": "audio/mpeg",
+            "flac": "audio/flac",
+            "opus": "audio/ogg",
+        }.get(self.format, "application/octet-stream")
+
+    def _repr_html_(self) -> str:
+        payload = base64.b64encode(self.wav or self.data).decode()
+        return f'<audio controls src="data:{self.mime};base64,{payload}"></audio>'
+
+
+@dataclass
+class Latency:
+    """Seconds from sending to the first token and to the end; tokens per second while generating."""
+
+    ttft: float | None = None
+    total: float | None = None
+    tokens_per_s: float | None = None
+
+    def summary(self) -> str:
+        parts = []
+        if self.ttft is not None:
+            parts.append(f"first token {self.ttft:.2f}s")
+        if self.total is not None:
+            parts.append(f"total {self.total:.2f}s")
+        if self.tokens_per_s:
+            parts.append(f"{self.tokens_per_s:.0f} tok/s")
+        return " · ".join(parts)
+
+
+@dataclass
+class Choice:
+    """One of the ``n`` answers."""
+
+    index: int = 0
+    text: str = ""
+    finish_reason: str | None = None
+    logprobs: list[TokenLogprob] | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    audio: Audio | None = None
+    reasoning: str | None = None
+    refusal: str | None = None
+    citations: list[dict[str, Any]] | None = None
+
+    def message(self) -> dict[str, Any]:
+        """This choice as an assistant message for the conversation history."""
+        msg: dict[str, Any] = {"role": "assistant", "content": self.text if self.text or not self.tool_calls else None}
+        if self.audio is not None and not self.text:
+            msg["content"] = self.audio.transcript
+        if self.tool_calls:
+            msg["tool_calls"] = [call.to_api() for call in self.tool_calls]
+        return msg
+
+
+@dataclass
+class Reply:
+    """A model's answer to one request, streamed or not.
+
+    ``reply.text`` is the first choice's text; every choice is in ``reply.choices``.
+    ``incomplete`` is True when the stream broke off or was interrupted, in which
+    case everything that did arrive is still here.
+    """
+
+    choices: list[Choice] = field(default_factory=list)
+    model: str | None = None
+    id: str | None = None
+    created: int | None = None
+    usage: Usage | None = None
+    latency: Latency = field(default_factory=Latency)
+    incomplete: bool = False
+    interrupted: bool = False
+    error: str | None = None
+    system_fingerprint: str | None = None
+    request: dict[str, Any] = field(default_factory=dict, repr=False)
+    raw: Any = field(default=None, repr=False)
+    warnings: list[str] = field(default_factory=list)
+
+    def choice(self, index: int) -> Choice:
+        while len(self.choices) <= index:
+            self.choices.append(Choice(index=len(self.choices)))
+        return self.choices[index]
+
+    @property
+    def first(self) -> Choice:
+        return self.choices[0] if self.choices else Choice()
+
+    @property
+    def text(self) -> str:
+        return self.first.text
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.first.finish_reason
+
+    @property
+    def logprobs(self) -> list[TokenLogprob] | None:
+        return self.first.logprobs
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return self.first.tool_calls
+
+    @property
+    def audio(self) -> Audio | None:
+        return self.first.audio
+
+    @property
+    def reasoning(self) -> str | None:
+        return self.first.reasoning
+
+    @property
+    def citations(self) -> list[dict[str, Any]] | None:
+        return self.first.citations
+
+    def json(self) -> Any:
+        """The reply text parsed as JSON (for ``response_format`` json replies); ValueError names the problem."""
+        try:
+            return json.loads(self.text)
+        except json.JSONDecodeError as exc:
+            snippet = self.text[:80].replace("\n", " ")
+            raise ValueError(
+                f"The reply is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): {snippet!r}"
+            ) from None
+
+    def status_line(self) -> str:
+        """Model, finish reason, tokens and time in one line."""
+        parts = [self.model or "?"]
+        if self.interrupted:
+            parts.append("interrupted")
+        elif self.incomplete:
+            parts.append("incomplete")
+        else:
+            parts.append(f"finish: {self.finish_reason or '-'}")
+        parts.append(self.usage.summary() if self.usage else "usage not reported")
+        lat = self.latency.summary()
+        if lat:
+            parts.append(lat)
+        return " · ".join(parts)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        from .render import reply_bundle  # plain mime rendering lives with the other renderers
+
+        return reply_bundle(self)

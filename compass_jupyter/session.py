@@ -1,0 +1,482 @@
+"""The kernel's conversation: one system message, the turns, usage totals, export/import.
+
+A turn is committed to the history only when it ends: a finished turn adds its
+user message, any tool-call rounds and the reply; a reply that broke off or was
+interrupted adds the user message and the partial reply, both marked
+``incomplete: true`` (kept for reading, never sent again); a turn that failed
+before anything arrived adds nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from ._exceptions import CompassError, ConfigError, StreamError, ToolError, ValidationError
+from .client import Client
+from .config import config
+from .media import user_content
+from .reply import Reply, ToolCall, Usage
+from .stream import Delta, Observer
+
+__all__ = ["Session", "Turn", "Cancelled", "session", "default_client", "chat"]
+
+EXPORT_FORMAT = "compass-jupyter/conversation"
+_API_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
+
+
+class Cancelled(Exception):
+    """Raised inside a stream when its ``cancel`` event is set (a Stop button)."""
+
+    def __init__(self, reply: Reply | None = None) -> None:
+        super().__init__("cancelled")
+        self.reply = reply
+
+
+@dataclass
+class Turn:
+    """One request's bookkeeping for ``%compass usage``."""
+
+    model: str | None
+    usage: Usage | None
+    ttft: float | None = None
+    total: float | None = None
+    tokens_per_s: float | None = None
+    finish_reason: str | None = None
+    incomplete: bool = False
+    interrupted: bool = False
+    tool_rounds: int = 0
+    kind: str = "chat"  # chat | compare | no-history
+    at: float = field(default_factory=time.time)
+
+    @classmethod
+    def of(cls, reply: Reply, *, kind: str = "chat", usage: Usage | None = None, tool_rounds: int = 0) -> Turn:
+        return cls(
+            model=reply.model,
+            usage=usage if usage is not None else reply.usage,
+            ttft=reply.latency.ttft,
+            total=reply.latency.total,
+            tokens_per_s=reply.latency.tokens_per_s,
+            finish_reason=reply.finish_reason,
+            incomplete=reply.incomplete,
+            interrupted=reply.interrupted,
+            tool_rounds=tool_rounds,
+            kind=kind,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["usage"] = None if self.usage is None else {k: v for k, v in asdict(self.usage).items() if k != "raw"}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Turn:
+        values = dict(data)
+        usage = values.pop("usage", None)
+        known = {f for f in cls.__dataclass_fields__}
+        turn = cls(**{k: v for k, v in values.items() if k in known}, usage=None)
+        turn.usage = Usage(**usage) if isinstance(usage, dict) else None
+        return turn
+
+
+def _for_api(message: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in message.items() if k in _API_KEYS}
+
+
+def _cancellable(on_delta: Observer | None, cancel: threading.Event | None) -> Observer | None:
+    if cancel is None:
+        return on_delta
+
+    def observe(delta: Delta) -> None:
+        if cancel.is_set():
+            raise Cancelled(delta.reply)
+        if on_delta is not None:
+            on_delta(delta)
+
+    return observe
+
+
+class Session:
+    """A conversation: ``.system``, ``.messages``, ``.turns`` and ``.usage``."""
+
+    def __init__(self, client: Client | None = None) -> None:
+        self.client = client
+        self.system: str | None = None
+        self.messages: list[dict[str, Any]] = []
+        self.turns: list[Turn] = []
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[Session], None]] = []
+
+    # -- reading ----------------------------------------------------------------------
+    @property
+    def usage(self) -> Usage | None:
+        """Token totals over every turn; None when no turn reported usage."""
+        total: Usage | None = None
+        for turn in self.turns:
+            if turn.usage is not None:
+                total = turn.usage if total is None else total + turn.usage
+        return total
+
+    def api_messages(self, *, system: str | None = None, history: bool = True) -> list[dict[str, Any]]:
+        """What a new request sends before its own user message."""
+        system = self.system if system is None else system
+        head = [{"role": "system", "content": system}] if system else []
+        if not history:
+            return head
+        return head + [_for_api(m) for m in self.messages if not m.get("incomplete")]
+
+    def transcript(self) -> str:
+        """The conversation as readable text (incomplete entries marked)."""
+        lines = []
+        if self.system:
+            lines.append(f"[system] {self.system}")
+        for message in self.messages:
+            role = message.get("role", "?")
+            mark = " (incomplete)" if message.get("incomplete") else ""
+            content = message.get("content")
+            if isinstance(content, list):
+                kinds = [p.get("type", "?") for p in content]
+                texts = [p.get("text", "") for p in content if p.get("type") == "text"]
+                content = " ".join(texts) + f" [{', '.join(k for k in kinds if k != 'text')}]"
+            if message.get("tool_calls"):
+                calls = ", ".join(
+                    f"{c['function']['name']}({c['function'].get('arguments', '')})" for c in message["tool_calls"]
+                )
+                content = (content or "") + f" → calls {calls}"
+            if role == "tool":
+                role = f"tool {message.get('name') or message.get('tool_call_id')}"
+            lines.append(f"[{role}]{mark} {content if content is not None else ''}")
+        return "\n".join(lines)
+
+    # -- changing -----------------------------------------------------------------------
+    def on_change(self, listener: Callable[[Session], None]) -> None:
+        """Call ``listener(session)`` after every change (the playground follows the magics this way)."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(self)
+            except Exception:  # a broken view must not break the conversation
+                pass
+
+    def reset(self, *, keep_system: bool = True) -> None:
+        """Forget the conversation (and, with keep_system=False, the system message)."""
+        with self._lock:
+            self.messages.clear()
+            if not keep_system:
+                self.system = None
+        self._changed()
+
+    def set_system(self, text: str | None) -> None:
+        with self._lock:
+            self.system = text or None
+        self._changed()
+
+    def _commit(self, messages: list[dict[str, Any]], turns: list[Turn], *, history: bool, system: str | None) -> None:
+        with self._lock:
+            if history:
+                if system is not None:
+                    self.system = system or None
+                self.messages.extend(messages)
+            self.turns.extend(turns)
+        self._changed()
+
+    def _commit_broken(self, user: dict[str, Any], reply: Reply | None, *, history: bool, system: str | None) -> None:
+        if reply is None:
+            return
+        reply.incomplete = True
+        partial = {**reply.first.message(), "incomplete": True}
+        if reply.interrupted:
+            partial["interrupted"] = True
+        kind = "chat" if history else "no-history"
+        self._commit([{**user, "incomplete": True}, partial], [Turn.of(reply, kind=kind)], history=history, system=system)
+
+    # -- talking -------------------------------------------------------------------------
+    def _client(self, client: Client | None) -> Client:
+        return client or self.client or default_client()
+
+    def chat(
+        self,
+        text: str,
+        *,
+        model: str | None = None,
+        stream: bool = True,
+        system: str | None = None,
+        history: bool = True,
+        new: bool = False,
+        tools: Iterable[Callable[..., Any] | Mapping[str, Any]] | None = None,
+        images: list[str | Path] | None = None,
+        audio_in: str | Path | None = None,
+        name: str | None = None,
+        client: Client | None = None,
+        on_delta: Observer | None = None,
+        on_tool: Callable[[ToolCall], None] | None = None,
+        on_round: Callable[[Reply], None] | None = None,
+        cancel: threading.Event | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> Reply:
+        """Send ``text`` as the next user turn and return the model's Reply.
+
+        ``tools`` (Python callables or tool dicts) are offered to the model; calls to
+        callables are run and their results sent back until the model answers in
+        text, at most ``max_tool_rounds`` times. ``history=False`` neither reads
+        nor writes the conversation. ``cancel`` (a threading.Event) stops a stream
+        from another thread; the partial reply is kept like an interrupted one.
+        """
+        from .tools import resolve_tools, run_tool_calls
+
+        client = self._client(client)
+        user: dict[str, Any] = {"role": "user", "content": user_content(text, images=images, audio=audio_in)}
+        if name:
+            user["name"] = name
+        schemas, functions = resolve_tools(tools) if tools else ([], {})
+        if schemas:
+            fields["tools"] = schemas
+        if new and history:
+            self.reset(keep_system=True)
+        prior = self.api_messages(system=system, history=history)
+        observer = _cancellable(on_delta, cancel)
+        max_rounds = int(config.get("max_tool_rounds"))
+
+        pending: list[dict[str, Any]] = [user]
+        steps: list[Reply] = []
+        usage: Usage | None = None
+        while True:
+            try:
+                reply = client.chat(
+                    prior + [_for_api(m) for m in pending],
+                    model=model,
+                    stream=stream,
+                    on_delta=observer,
+                    extra_body=extra_body,
+                    **fields,
+                )
+            except (KeyboardInterrupt, Cancelled) as stop:
+                partial = getattr(stop, "reply", None)
+                if partial is not None:
+                    partial.incomplete = partial.interrupted = True
+                    self._commit_broken(user, partial, history=history, system=system)
+                if isinstance(stop, Cancelled):
+                    return partial if partial is not None else Reply(incomplete=True, interrupted=True)
+                raise
+            except CompassError as exc:
+                if isinstance(exc, StreamError) and exc.reply is not None:
+                    self._commit_broken(user, exc.reply, history=history, system=system)
+                raise
+            steps.append(reply)
+            usage = reply.usage if usage is None else usage + reply.usage
+            calls = reply.first.tool_calls
+            if not calls or not all(call.name in functions for call in calls):
+                break  # a text answer, or a call to a tool we cannot run: the caller takes over
+            if len(steps) > max_rounds:
+                raise ToolError(
+                    f"The model was still calling tools after {max_rounds} rounds, so the loop stopped and the "
+                    "conversation was left unchanged. Allow more rounds with %compass set max_tool_rounds=N, or "
+                    "make the tools' results answer the question more directly.",
+                    reply=reply,
+                )
+            if on_round is not None:
+                on_round(reply)
+            pending.append(reply.first.message())
+            runs = run_tool_calls(functions, [(c.id, c.name, c.arguments_json) for c in calls])
+            for call, run in zip(calls, runs):
+                call.result, call.content, call.error, call.duration = run.result, run.content, run.error, run.duration
+                pending.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": run.content})
+                if on_tool is not None:
+                    on_tool(call)
+            # "required" or a named tool_choice would make the model call tools forever; after the
+            # first round the model must be free to answer in text.
+            if fields.get("tool_choice") not in (None, "none", "auto"):
+                fields["tool_choice"] = "auto"
+
+        reply.steps = steps[:-1]  # type: ignore[attr-defined]
+        pending.append(reply.first.message())
+        kind = "chat" if history else "no-history"
+        self._commit(pending, [Turn.of(reply, kind=kind, usage=usage, tool_rounds=len(steps) - 1)], history=history, system=system)
+        return reply
+
+    def compare(
+        self,
+        text: str,
+        *,
+        models: list[str],
+        pick: int = 0,
+        stream: bool = True,
+        system: str | None = None,
+        history: bool = True,
+        new: bool = False,
+        images: list[str | Path] | None = None,
+        audio_in: str | Path | None = None,
+        name: str | None = None,
+        client: Client | None = None,
+        observers: Mapping[str, Observer] | None = None,
+        poll: Callable[[], None] | None = None,
+        poll_interval: float = 0.04,
+        extra_body: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> list[Reply]:
+        """Send one turn to several models at once; the history keeps ``models[pick]``'s reply.
+
+        Requests run in threads; ``poll`` is called on this thread while they run
+        (so views can render from the thread that owns the display).
+        """
+        if len(models) < 2:
+            raise ValidationError("Compare mode needs at least two models, e.g. -m gpt-4o,gpt-4.1.")
+        if not 0 <= pick < len(models):
+            raise ValidationError(f"pick must be between 0 and {len(models) - 1} (got {pick}).")
+        if fields.get("tools"):
+            raise ValidationError("Tools cannot be used in compare mode; compare the models without --tools.")
+        client = self._client(client)
+        user: dict[str, Any] = {"role": "user", "content": user_content(text, images=images, audio=audio_in)}
+        if name:
+            user["name"] = name
+        if new and history:
+            self.reset(keep_system=True)
+        messages = self.api_messages(system=system, history=history) + [_for_api(user)]
+        for model in models:  # every request is checked before any is sent
+            client.prepare(messages, model=model, stream=stream, extra_body=extra_body, **fields)
+
+        cancel = threading.Event()
+        latest: dict[str, Reply] = {}
+
+        def run(model: str) -> Reply:
+            outer = (observers or {}).get(model)
+
+            def observe(delta: Delta) -> None:
+                latest[model] = delta.reply
+                if cancel.is_set():
+                    raise Cancelled()
+                if outer is not None:
+                    outer(delta)
+
+            try:
+                return client.chat(messages, model=model, stream=stream, on_delta=observe, extra_body=extra_body, **fields)
+            except Cancelled:
+                partial = latest.get(model) or Reply(model=model)
+                partial.incomplete = partial.interrupted = True
+                return partial
+            except CompassError as exc:
+                failed = exc.reply or latest.get(model) or Reply(model=model)
+                failed.incomplete = True
+                failed.error = str(exc)
+                return failed
+
+        pool = ThreadPoolExecutor(max_workers=len(models), thread_name_prefix="compass-compare")
+        futures = [pool.submit(run, m) for m in models]
+        try:
+            pending = set(futures)
+            while pending:
+                _, pending = wait(pending, timeout=poll_interval)
+                if poll is not None:
+                    poll()
+        except KeyboardInterrupt:
+            cancel.set()
+            wait(futures)
+            replies = [f.result() for f in futures]
+            self._record_compare(user, replies, pick, history=history, system=system)
+            raise
+        finally:
+            pool.shutdown(wait=False)
+        replies = [f.result() for f in futures]
+        for model, reply in zip(models, replies):
+            reply.model = reply.model or model
+        self._record_compare(user, replies, pick, history=history, system=system)
+        return replies
+
+    def _record_compare(self, user: dict[str, Any], replies: list[Reply], pick: int, *, history: bool, system: str | None) -> None:
+        chosen = replies[pick]
+        turns = [Turn.of(r, kind="compare") for r in replies]
+        if chosen.incomplete:
+            self._commit_broken(user, chosen, history=history, system=system)
+            with self._lock:
+                self.turns.extend(turns[:pick] + turns[pick + 1 :])
+            return
+        self._commit([user, chosen.first.message()], turns, history=history, system=system)
+
+    def add_tool_result(self, tool_call_id: str, content: Any, *, name: str | None = None) -> None:
+        """Answer a tool call yourself (for tools given as dicts, which cannot be run here)."""
+        text = content if isinstance(content, str) else json.dumps(content, default=str)
+        message = {"role": "tool", "tool_call_id": tool_call_id, "content": text}
+        if name:
+            message["name"] = name
+        self._commit([message], [], history=True, system=None)
+
+    # -- saving -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "format": EXPORT_FORMAT,
+                "version": 1,
+                "system": self.system,
+                "messages": json.loads(json.dumps(self.messages, default=str)),
+                "turns": [t.to_dict() for t in self.turns],
+            }
+
+    def export(self, path: str | Path) -> Path:
+        """Write the conversation as JSON (no key, no settings) and return the path."""
+        target = Path(path).expanduser()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return target
+
+    def load(self, path: str | Path) -> Session:
+        """Replace the conversation with one written by :meth:`export`."""
+        source = Path(path).expanduser()
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"No conversation file at {str(source)!r}. Export one with %compass export PATH.") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{source.name!r} is not JSON ({exc.msg}, line {exc.lineno}); nothing was loaded.") from None
+        self.load_dict(data, origin=source.name)
+        return self
+
+    def load_dict(self, data: Any, *, origin: str = "the data") -> None:
+        if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT or not isinstance(data.get("messages"), list):
+            raise ConfigError(
+                f"{origin} is not a compass-jupyter conversation (expected format {EXPORT_FORMAT!r} with a messages "
+                "list); nothing was loaded."
+            )
+        for i, message in enumerate(data["messages"]):
+            if not isinstance(message, dict) or message.get("role") not in ("user", "assistant", "tool", "developer"):
+                raise ConfigError(f"Message {i} in {origin} has no valid role; nothing was loaded.")
+        with self._lock:
+            self.system = data.get("system") or None
+            self.messages = list(data["messages"])
+            self.turns = [Turn.from_dict(t) for t in data.get("turns") or [] if isinstance(t, dict)]
+        self._changed()
+
+
+_session: Session | None = None
+_client: Client | None = None
+_singleton_lock = threading.Lock()
+
+
+def session() -> Session:
+    """This kernel's Session, shared by the magics, cj.chat and the playground."""
+    global _session
+    with _singleton_lock:
+        if _session is None:
+            _session = Session()
+        return _session
+
+
+def default_client() -> Client:
+    """The Client built from the kernel's settings (made once, settings read per request)."""
+    global _client
+    with _singleton_lock:
+        if _client is None:
+            _client = Client()
+        return _client
+
+
+def chat(text: str, **kwargs: Any) -> Reply:
+    """Send ``text`` as the next turn of this kernel's session; see :meth:`Session.chat`."""
+    return session().chat(text, **kwargs)
