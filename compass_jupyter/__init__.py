@@ -37,9 +37,9 @@ _EXPORTS = {
     "ToolCall": ".reply",
     "Audio": ".reply",
     "Latency": ".reply",
-    "Session": ".session",
-    "session": ".session",
-    "chat": ".session",
+    "Session": ".conversation",
+    "session": ".conversation",
+    "chat": ".conversation",
     "config": ".config",
     "local": ".local_route",
     "Playground": ".playground",
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from .client import Client
     from .config import config
     from .reply import Audio, Choice, Latency, Reply, TokenLogprob, ToolCall, Usage
-    from .session import Session, chat, session
+    from .conversation import Session, chat, session
 
 
 def __getattr__(name: str) -> Any:

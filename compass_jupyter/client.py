@@ -198,7 +198,7 @@ class Client:
     @staticmethod
     def _warn(warnings: list[str]) -> None:
         for message in warnings:
-            _warnings.warn(message, CompassWarning, stacklevel=4)
+            _warnings.warn(message, CompassWarning, stacklevel=3)
 
     # -- sync ---------------------------------------------------------------------------
     def _client(self) -> httpx.Client:

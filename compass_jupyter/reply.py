@@ -268,6 +268,7 @@ class Reply:
     request: dict[str, Any] = field(default_factory=dict, repr=False)
     raw: Any = field(default=None, repr=False)
     warnings: list[str] = field(default_factory=list)
+    steps: list[Reply] = field(default_factory=list, repr=False)  # earlier tool-call rounds of this turn
 
     def choice(self, index: int) -> Choice:
         while len(self.choices) <= index:
@@ -292,7 +293,18 @@ class Reply:
 
     @property
     def tool_calls(self) -> list[ToolCall]:
-        return self.first.tool_calls
+        """Every tool call of this turn: those run in earlier rounds, then this reply's own."""
+        calls = [call for step in self.steps for call in step.first.tool_calls]
+        return calls + self.first.tool_calls
+
+    @property
+    def total_usage(self) -> Usage | None:
+        """Usage summed over the tool-call rounds of this turn (``usage`` is the last request's)."""
+        total: Usage | None = None
+        for item in [*self.steps, self]:
+            if item.usage is not None:
+                total = item.usage if total is None else total + item.usage
+        return total
 
     @property
     def audio(self) -> Audio | None:

@@ -239,9 +239,11 @@ class Session:
         schemas, functions = resolve_tools(tools) if tools else ([], {})
         if schemas:
             fields["tools"] = schemas
+        prior = self.api_messages(system=system, history=history and not new)
         if new and history:
+            # Checked before the reset, so a refused request leaves the conversation as it was.
+            client.prepare(prior + [_for_api(user)], model=model, stream=stream, extra_body=extra_body, **fields)
             self.reset(keep_system=True)
-        prior = self.api_messages(system=system, history=history)
         observer = _cancellable(on_delta, cancel)
         max_rounds = int(config.get("max_tool_rounds"))
 
@@ -296,7 +298,7 @@ class Session:
             if fields.get("tool_choice") not in (None, "none", "auto"):
                 fields["tool_choice"] = "auto"
 
-        reply.steps = steps[:-1]  # type: ignore[attr-defined]
+        reply.steps = steps[:-1]
         pending.append(reply.first.message())
         kind = "chat" if history else "no-history"
         self._commit(pending, [Turn.of(reply, kind=kind, usage=usage, tool_rounds=len(steps) - 1)], history=history, system=system)
@@ -337,11 +339,11 @@ class Session:
         user: dict[str, Any] = {"role": "user", "content": user_content(text, images=images, audio=audio_in)}
         if name:
             user["name"] = name
+        messages = self.api_messages(system=system, history=history and not new) + [_for_api(user)]
+        for model in models:  # every request is checked before any is sent (or the history reset)
+            client.prepare(messages, model=model, stream=stream, extra_body=extra_body, **fields)
         if new and history:
             self.reset(keep_system=True)
-        messages = self.api_messages(system=system, history=history) + [_for_api(user)]
-        for model in models:  # every request is checked before any is sent
-            client.prepare(messages, model=model, stream=stream, extra_body=extra_body, **fields)
 
         cancel = threading.Event()
         latest: dict[str, Reply] = {}

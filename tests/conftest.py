@@ -1,0 +1,27 @@
+"""Shared fixtures: a clean kernel state for every test."""
+
+from __future__ import annotations
+
+import pytest
+
+from compass_jupyter import conversation as session_module
+from compass_jupyter.config import SPECS, config
+
+
+@pytest.fixture(autouse=True)
+def clean_state(monkeypatch: pytest.MonkeyPatch):
+    """Each test starts with no kernel settings, no conversation and no COMPASS_* leaking in."""
+    for spec in SPECS.values():
+        if spec.env:
+            monkeypatch.delenv(spec.env, raising=False)
+    for name in SPECS:
+        config.unset(name)
+    session_module._session = None
+    session_module._client = None
+    yield
+    for name in SPECS:
+        config.unset(name)
+    session_module._session = None
+    if session_module._client is not None:
+        session_module._client.close()
+    session_module._client = None
