@@ -1,0 +1,69 @@
+"""The IPython magics: ``%%compass`` (send the cell) and ``%compass`` (commands).
+
+Loading is cheap on purpose: this module imports IPython's magic machinery,
+traitlets and the settings module, nothing else. The engine (httpx), the views
+and the widgets are imported by the first cell that needs them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+
+__all__ = ["CompassMagics", "load", "unload"]
+
+
+@magics_class
+class CompassMagics(Magics):
+    """``%%compass`` and ``%compass``; the settings object is the ``Compass`` configurable."""
+
+    def __init__(self, shell: Any, settings: Any = None) -> None:
+        super().__init__(shell)
+        self.settings = settings
+
+    # The option line may hold JSON ({"type": ...}) that IPython's own {var}/$var expansion would mangle.
+    @no_var_expand
+    @cell_magic("compass")
+    def compass_cell(self, line: str, cell: str) -> None:
+        """Send the cell to a Compass model. ``%%compass --help`` lists the options."""
+        from .cell import run
+
+        run(self.shell, line, cell)
+
+    @line_magic("compass")
+    def compass_line(self, line: str) -> Any:
+        """``%compass key|config|set|models|history|reset|usage|export|import|...``; ``%compass help`` lists them."""
+        from .commands import Context, run
+
+        return run(Context(self.shell, self.settings), line)
+
+
+def load(ipython: Any) -> None:
+    """Register the magics and the ``Compass`` configurable with ``ipython``."""
+    from .configurable import Compass
+
+    unload(ipython)  # loading twice must not leave two Compass configurables behind
+    settings = Compass(parent=ipython)
+    ipython.configurables.append(settings)
+    ipython.register_magics(CompassMagics(ipython, settings))
+    # Keep %config Compass showing what is in effect (environment, %compass set) at every cell.
+    ipython.events.register("pre_run_cell", settings.refresh)
+
+
+def unload(ipython: Any) -> None:
+    """Undo :func:`load`."""
+    from .configurable import Compass
+
+    for settings in [c for c in ipython.configurables if isinstance(c, Compass)]:
+        ipython.configurables.remove(settings)
+        try:
+            ipython.events.unregister("pre_run_cell", settings.refresh)
+        except ValueError:
+            pass
+    magics = ipython.magics_manager.magics
+    for kind in ("line", "cell"):
+        owner = getattr(magics[kind].get("compass"), "__self__", None)
+        if isinstance(owner, CompassMagics):
+            del magics[kind]["compass"]
+    ipython.magics_manager.registry.pop("CompassMagics", None)

@@ -1,0 +1,350 @@
+"""The ``%%compass`` option line: parsing it, and turning it into Session.chat/compare arguments.
+
+The line is split with shell quoting (``shlex``), so values with spaces are
+quoted (``-s "You are terse."``) and JSON can be passed in single quotes
+(``--param thinking='{"type": "enabled", "budget_tokens": 2048}'``). Parsing
+never exits the kernel or prints a usage dump: a bad option is a
+:class:`ValidationError` that names the option and the fix.
+
+Only the shape of the line is checked here; ranges and the rules of the API are
+the request module's job, so the magic and ``cj.chat`` refuse the same things
+with the same words.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import keyword
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .._exceptions import ValidationError
+
+__all__ = ["CellOptions", "FORMATS", "parse", "parser", "usage"]
+
+FORMATS = ("markdown", "text", "code", "json")
+TOOL_CHOICE_WORDS = ("none", "auto", "required")
+_HELP_HINT = "%compass help lists the options."
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises instead of printing and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ValidationError(f"%%compass option error: {message}. {_HELP_HINT}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        raise ValidationError(f"%%compass option error: {message or 'cannot parse the options'}. {_HELP_HINT}")
+
+
+def _typed(kind: type, what: str, example: str) -> Any:
+    def convert(raw: str) -> Any:
+        try:
+            return kind(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {raw!r} (e.g. {example})") from None
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+_NUMBER = _typed(float, "a number", "0.7")
+_INT = _typed(int, "a whole number", "3")
+
+
+def _build_parser() -> _Parser:
+    p = _Parser(
+        prog="%%compass",
+        description="Send the cell as the next user message of this kernel's Compass conversation. "
+        "{name} in the cell is replaced by the variable's value ({{ and }} give literal braces).",
+        add_help=False,
+        allow_abbrev=False,
+    )
+    p.add_argument("-h", "--help", action="store_true", help="show this help and send nothing")
+    p.add_argument("-m", "--model", metavar="M", help="model id; a comma list (-m a,b,c) compares the models side by side")
+    p.add_argument("-s", "--system", metavar="TEXT", help="the conversation's system message (replaces the previous one)")
+    p.add_argument("-t", "--temperature", type=_NUMBER, metavar="X", help="temperature (0..2)")
+    p.add_argument("--top-p", type=_NUMBER, metavar="X", help="top_p (0..1)")
+    p.add_argument("--top-k", type=_INT, metavar="N", help="top_k")
+    p.add_argument("--min-p", type=_NUMBER, metavar="X", help="min_p (0..1)")
+    p.add_argument("--max-tokens", type=_INT, metavar="N", help="max_tokens")
+    p.add_argument("--max-completion-tokens", type=_INT, metavar="N", help="max_completion_tokens")
+    p.add_argument("--presence-penalty", type=_NUMBER, metavar="X", help="presence_penalty (-2..2)")
+    p.add_argument("--frequency-penalty", type=_NUMBER, metavar="X", help="frequency_penalty (-2..2)")
+    p.add_argument(
+        "--stop",
+        action="append",
+        metavar="S",
+        help=r"a stop sequence (repeatable, at most 4); write \n and \t for newline and tab, quoted: --stop '\n\n'",
+    )
+    p.add_argument("-n", type=_INT, dest="n", metavar="N", help="number of choices; every choice is shown")
+    p.add_argument("--seed", type=_INT, metavar="N", help="random_seed")
+    p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None, help="stream the reply (default: on)")
+    p.add_argument("--logprobs", type=_INT, metavar="K", help="logprobs with the top K alternatives (0..20), shown as a table")
+    p.add_argument("--json", action="store_true", help='response_format {"type": "json_object"}; the reply is shown as JSON')
+    p.add_argument("--tools", metavar="F,G", help="names of Python functions (or tool dicts) in the notebook to offer as tools")
+    p.add_argument("--tool-choice", metavar="CHOICE", help="none, auto, required, or the name of one tool to force")
+    p.add_argument("--image", action="append", metavar="PATH_OR_URL", help="attach an image (repeatable; files up to 8 MiB)")
+    p.add_argument("--audio", metavar="PATH", help="attach a wav or mp3 file as input audio")
+    p.add_argument("--voice", metavar="V", help="ask for a spoken reply in this voice (e.g. alloy)")
+    p.add_argument("--audio-format", metavar="F", help="format of the spoken reply (wav, mp3, flac, opus, pcm16; streaming needs pcm16)")
+    p.add_argument("--reasoning-effort", metavar="L", help="reasoning_effort (minimal, low, medium, high)")
+    p.add_argument("--verbosity", metavar="L", help="verbosity (low, medium, high)")
+    p.add_argument("--name", metavar="NAME", help="messages[].name of this user turn")
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any other documented request field; VALUE is parsed as JSON, else kept as a string (repeatable)",
+    )
+    p.add_argument("--no-history", action="store_true", help="this turn neither reads nor writes the conversation")
+    p.add_argument("--new", action="store_true", help="start a new conversation (keeping the system message) first")
+    p.add_argument("-o", "--out", metavar="NAME", help="store the Reply (a list of them in compare mode) as NAME")
+    p.add_argument("--format", choices=FORMATS, metavar="FORMAT", help="markdown, text, code or json: how the reply text is shown (default markdown; json with --json)")
+    p.add_argument("--pick", metavar="K", help="compare mode: the reply kept in the history (index from 0, or the model id)")
+    return p
+
+
+_PARSER: _Parser | None = None
+
+
+def parser() -> _Parser:
+    global _PARSER
+    if _PARSER is None:
+        _PARSER = _build_parser()
+    return _PARSER
+
+
+def usage() -> str:
+    """The help text of ``%%compass``."""
+    return parser().format_help()
+
+
+@dataclass
+class CellOptions:
+    """A parsed option line: what to call and how to show the result."""
+
+    models: list[str] = field(default_factory=list)  # empty: the default model; two or more: compare mode
+    kwargs: dict[str, Any] = field(default_factory=dict)  # for Session.chat / Session.compare (not the text)
+    fields: dict[str, Any] = field(default_factory=dict)  # request fields among kwargs, by option
+    out: str | None = None
+    fmt: str = "markdown"
+    pick: int = 0
+    help: bool = False
+    has_media: bool = False
+
+    @property
+    def compare(self) -> bool:
+        return len(self.models) > 1
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\([ntr\\])", lambda m: _ESCAPES[m.group(1)], text)
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as exc:
+        raise ValidationError(
+            f"%%compass cannot read its option line ({exc}): a quote is not closed. "
+            "Close it, e.g. -s \"You are terse.\" or --param stop='[\"END\"]'."
+        ) from None
+
+
+def _unknown(tokens: list[str]) -> ValidationError:
+    known = [s for action in parser()._actions for s in action.option_strings]
+    known += ["--no-stream"]
+    token = tokens[0]
+    if not token.startswith("-"):
+        return ValidationError(
+            f"%%compass got {token!r} on its first line, which takes options only. Put the message in the cell "
+            "below the %%compass line, and quote option values that contain spaces "
+            '(e.g. -s "You are terse."). ' + _HELP_HINT
+        )
+    name = token.split("=", 1)[0]
+    close = difflib.get_close_matches(name, known, n=2, cutoff=0.6)
+    hint = f"Did you mean {' or '.join(close)}? " if close else ""
+    return ValidationError(f"%%compass has no option {name!r}. {hint}{_HELP_HINT}")
+
+
+# Names --param must not smuggle in: the magic's own options (or Session arguments) set them.
+_NOT_PARAMS = {
+    "model": "-m/--model",
+    "stream": "--stream/--no-stream",
+    "messages": "the cell body (and the session history)",
+    "system": "-s/--system",
+    "name": "--name",
+    "history": "--no-history",
+    "new": "--new",
+    "images": "--image",
+    "audio_in": "--audio",
+    "client": "a cj.Client with cj.chat(..., client=...)",
+    "on_delta": "the Python API",
+    "on_tool": "the Python API",
+    "on_round": "the Python API",
+    "cancel": "the Python API",
+    "extra_body": "cj.chat(..., extra_body={...})",
+    "observers": "the Python API",
+    "poll": "the Python API",
+    "models": "-m a,b",
+    "pick": "--pick",
+}
+
+
+def _param(raw: str) -> tuple[str, Any]:
+    key, sep, value = raw.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValidationError(
+            f"--param takes KEY=VALUE (got {raw!r}). Example: --param logit_bias='{{\"50256\": -100}}' or --param user=alice."
+        )
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _models(raw: str | None) -> list[str]:
+    if raw is None:
+        return []
+    models = [m.strip() for m in raw.split(",") if m.strip()]
+    if not models:
+        raise ValidationError("-m/--model needs a model id, e.g. -m gpt-4o, or several to compare: -m gpt-4o,gpt-4.1.")
+    doubled = sorted({m for m in models if models.count(m) > 1})
+    if doubled:
+        raise ValidationError(f"-m lists {', '.join(doubled)} more than once; compare mode needs different models.")
+    return models
+
+
+def _tools(raw: str, namespace: Mapping[str, Any]) -> list[Any]:
+    tools = []
+    for name in (n.strip() for n in raw.split(",")):
+        if not name:
+            continue
+        if name not in namespace:
+            raise ValidationError(
+                f"--tools names {name!r}, but the notebook has no function called {name!r}. "
+                f"Define it (def {name}(...): ...) in a cell above and run that cell first."
+            )
+        value = namespace[name]
+        if not callable(value) and not isinstance(value, Mapping):
+            raise ValidationError(
+                f"--tools names {name!r}, which is a {type(value).__name__}, not a function or a tool dict. "
+                "Pass the names of Python functions."
+            )
+        tools.append(value)
+    if not tools:
+        raise ValidationError("--tools needs function names, e.g. --tools get_weather,convert_units.")
+    return tools
+
+
+def _tool_choice(raw: str) -> Any:
+    if raw in TOOL_CHOICE_WORDS:
+        return raw
+    return {"type": "function", "function": {"name": raw}}
+
+
+def _pick(raw: str | None, models: list[str]) -> int:
+    if raw is None:
+        return 0
+    if len(models) < 2:
+        raise ValidationError("--pick chooses among the replies of compare mode; use it with -m model_a,model_b.")
+    if raw in models:
+        return models.index(raw)
+    try:
+        index = int(raw)
+    except ValueError:
+        raise ValidationError(f"--pick {raw!r} is neither a position (0 to {len(models) - 1}) nor one of {', '.join(models)}.") from None
+    if not 0 <= index < len(models):
+        raise ValidationError(f"--pick must be between 0 and {len(models) - 1} for {len(models)} models (got {index}).")
+    return index
+
+
+def parse(line: str, namespace: Mapping[str, Any] | None = None) -> CellOptions:
+    """Parse the ``%%compass`` line; ``namespace`` (the user's) resolves --tools names."""
+    namespace = namespace if namespace is not None else {}
+    args, rest = parser().parse_known_args(_split(line))
+    if rest:
+        raise _unknown(rest)
+    options = CellOptions(help=bool(args.help))
+    if options.help:
+        return options
+
+    options.models = _models(args.model)
+    fields: dict[str, Any] = {}
+    by_option = {
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "top_k": args.top_k,
+        "min_p": args.min_p,
+        "max_tokens": args.max_tokens,
+        "max_completion_tokens": args.max_completion_tokens,
+        "presence_penalty": args.presence_penalty,
+        "frequency_penalty": args.frequency_penalty,
+        "n": args.n,
+        "random_seed": args.seed,
+        "reasoning_effort": args.reasoning_effort,
+        "verbosity": args.verbosity,
+    }
+    fields.update({k: v for k, v in by_option.items() if v is not None})
+    if args.stop:
+        fields["stop"] = [_unescape(s) for s in args.stop]
+    if args.logprobs is not None:
+        fields["logprobs"] = True
+        fields["top_logprobs"] = args.logprobs
+    if args.json:
+        fields["response_format"] = {"type": "json_object"}
+    if args.tool_choice is not None:
+        fields["tool_choice"] = _tool_choice(args.tool_choice)
+    stream = True if args.stream is None else bool(args.stream)
+    if args.voice is not None or args.audio_format is not None:
+        fields["modalities"] = ["text", "audio"]
+        # A stream can only carry pcm16; asking for another format while streaming is the request's error to explain.
+        fmt = args.audio_format or ("pcm16" if stream else "wav")
+        fields["audio"] = {"voice": args.voice or "alloy", "format": fmt}
+
+    for raw in args.param or []:
+        key, value = _param(raw)
+        if key in _NOT_PARAMS:
+            raise ValidationError(f"--param cannot set {key!r}: use {_NOT_PARAMS[key]} instead.")
+        if key in fields or (key == "tools" and args.tools is not None):
+            raise ValidationError(
+                f"{key} is given twice: by --param and by its own option (or another --param). Keep one of them."
+            )
+        fields[key] = value
+
+    kwargs: dict[str, Any] = {"stream": stream, **fields}
+    if len(options.models) == 1:
+        kwargs["model"] = options.models[0]
+    if args.system is not None:
+        kwargs["system"] = args.system
+    if args.no_history:
+        kwargs["history"] = False
+    if args.new:
+        kwargs["new"] = True
+    if args.name is not None:
+        kwargs["name"] = args.name
+    if args.image:
+        kwargs["images"] = list(args.image)
+    if args.audio is not None:
+        kwargs["audio_in"] = args.audio
+    if args.tools is not None:
+        kwargs["tools"] = _tools(args.tools, namespace)
+
+    if args.out is not None and (not args.out.isidentifier() or keyword.iskeyword(args.out)):
+        raise ValidationError(f"-o/--out needs a Python variable name (got {args.out!r}), e.g. -o answer.")
+    options.kwargs = kwargs
+    options.fields = fields
+    options.out = args.out
+    options.fmt = args.format or ("json" if args.json else "markdown")
+    options.pick = _pick(args.pick, options.models)
+    options.has_media = bool(args.image) or args.audio is not None
+    return options
