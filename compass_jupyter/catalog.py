@@ -155,12 +155,27 @@ _ALSO_DOCUMENTED_FOR: dict[str, tuple[str, ...]] = {"min_p": ("Qwen3-Reranker-8B
 
 _LOWER = {model_id.lower(): model_id for model_id in MODELS}
 
+# Models served on this machine rather than by Compass (the [local] extra); known so
+# that using them raises no "unknown model" warning, but not listed as Compass models.
+LOCAL_MODELS: dict[str, ModelInfo] = {
+    "smollm2-135m-instruct": ModelInfo(
+        id="smollm2-135m-instruct",
+        family="SmolLM2 (local, llama.cpp)",
+        image_input=False,
+        audio_input=False,
+        audio_output=False,
+        tools=True,
+        reasoning=False,
+        notes="offline default: SmolLM2-135M-Instruct on llama.cpp",
+    )
+}
+
 
 def get(model: str) -> ModelInfo | None:
     """The catalog entry for ``model``: the exact id first, then ignoring case."""
     if not isinstance(model, str):
         return None
-    info = MODELS.get(model)
+    info = MODELS.get(model) or LOCAL_MODELS.get(model)
     if info is not None:
         return info
     canonical = _LOWER.get(model.strip().lower())
@@ -222,6 +237,8 @@ def reserved_param_problems(model: str, fields: Mapping[str, Any]) -> list[str]:
 
     An unknown model gives no messages: the catalog cannot judge what it accepts.
     """
+    if model in LOCAL_MODELS:
+        return []  # the reservations are Compass's; a local model is not bound by them
     info = get(model)
     if info is None:
         return []

@@ -13,7 +13,7 @@ import json
 import random
 import time
 import warnings as _warnings
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import httpx
 from httpx_sse import EventSource
@@ -37,7 +37,20 @@ from .reply import Reply
 from .request import build_body
 from .stream import Accumulator, EventReader, Observer
 
-__all__ = ["Client"]
+__all__ = ["Client", "register_body_adapter", "unregister_body_adapter"]
+
+# base URL -> a function that rewrites a validated body for a server with its own dialect
+# (the local llama.cpp server reads `seed`, not `random_seed`, for one).
+_BODY_ADAPTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def register_body_adapter(base_url: str, adapter: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Rewrite every request body sent to ``base_url`` with ``adapter`` (after validation)."""
+    _BODY_ADAPTERS[base_url.rstrip("/")] = adapter
+
+
+def unregister_body_adapter(base_url: str) -> None:
+    _BODY_ADAPTERS.pop(base_url.rstrip("/"), None)
 
 RETRY_AFTER_CAP = 60.0  # never sleep longer than this on the server's say-so
 _USER_AGENT = "compass-jupyter"
@@ -193,6 +206,9 @@ class Client:
             extra_body=extra_body,
         )
         self._key()  # a missing key is a ConfigError before anything is sent
+        adapter = _BODY_ADAPTERS.get(self.base_url.rstrip("/"))
+        if adapter is not None:
+            body = adapter(body)
         return self.url_for(model), body, warnings
 
     @staticmethod

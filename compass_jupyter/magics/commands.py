@@ -319,11 +319,9 @@ def _playground(ctx: Context, args: list[str]) -> Any:
 
 @_command("local", "local [stop]", "start the local model and route the session to it (stop: back to the server)")
 def _local(ctx: Context, args: list[str]) -> Any:
-    module = _feature("local_route", "%compass local")
-    if hasattr(module, "magic_command"):
-        result = module.magic_command(args)
-    else:
-        _no_args("local", args)
-        result = module.local()
+    from .. import local_route
+
+    message = local_route.magic_command(args)
     ctx.sync()
-    return result
+    display.info(message)
+    return None
