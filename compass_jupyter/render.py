@@ -108,7 +108,25 @@ def _body_parts(reply: Reply, fmt: str, tool_calls: list[ToolCall] | None) -> li
         body = reply.text or (reply.audio.transcript if reply.audio else "")
         if body:
             parts.append(format_body(body, fmt))
+        citations = citations_markdown(reply.citations)
+        if citations:
+            parts.append(citations)
     return parts
+
+
+def citations_markdown(citations: list[dict[str, Any]] | None) -> str:
+    """The passages a model cited (Cohere's documents), one line each."""
+    if not citations:
+        return ""
+    lines = ["**Citations**"]
+    for citation in citations:
+        quoted = str(citation.get("text") or "").strip()
+        sources = citation.get("document_ids") or [
+            s.get("id") or s.get("document", {}).get("id") for s in citation.get("sources") or [] if isinstance(s, dict)
+        ]
+        where = ", ".join(str(s) for s in sources if s) or "?"
+        lines.append(f"- “{quoted}” — {where}")
+    return "\n".join(lines)
 
 
 def live_markdown(reply: Reply, fmt: str = "markdown", *, tool_calls: list[ToolCall] | None = None) -> str:

@@ -95,11 +95,13 @@ def _build_parser() -> _Parser:
     p.add_argument("--reasoning-effort", metavar="L", help="reasoning_effort (minimal, low, medium, high)")
     p.add_argument("--verbosity", metavar="L", help="verbosity (low, medium, high)")
     p.add_argument("--name", metavar="NAME", help="messages[].name of this user turn")
+    p.add_argument("--documents", metavar="VAR", help="documents: a list (of strings or {'data': ...} dicts) in the notebook; Cohere Command R cites them")
+    p.add_argument("--schema", metavar="VAR", help="response_format json_schema from a dict in the notebook (a JSON Schema, or {'name', 'schema'}); the reply is shown parsed")
     p.add_argument(
         "--param",
         action="append",
         metavar="KEY=VALUE",
-        help="any other documented request field; VALUE is parsed as JSON, else kept as a string (repeatable)",
+        help="any other documented request field; VALUE is parsed as JSON, else kept as a string; @NAME takes the notebook variable NAME (repeatable)",
     )
     p.add_argument("--no-history", action="store_true", help="this turn neither reads nor writes the conversation")
     p.add_argument("--new", action="store_true", help="start a new conversation (keeping the system message) first")
@@ -199,13 +201,36 @@ _NOT_PARAMS = {
 }
 
 
-def _param(raw: str) -> tuple[str, Any]:
+def _variable(name: str, namespace: Mapping[str, Any], option: str) -> Any:
+    if name not in namespace:
+        raise ValidationError(
+            f"{option} names {name!r}, which is not defined in the notebook. Define it first (e.g. {name} = [...]) "
+            "or check the spelling."
+        )
+    return namespace[name]
+
+
+def _schema_format(value: Any, name: str) -> dict[str, Any]:
+    """response_format json_schema from a JSON Schema dict, or from {"name": ..., "schema": ...}."""
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"--schema {name} must be a dict holding a JSON Schema (got {type(value).__name__}).")
+    if "schema" in value and isinstance(value["schema"], Mapping):
+        spec = dict(value)
+    else:
+        spec = {"name": str(value.get("title") or name), "schema": dict(value)}
+    spec["name"] = re.sub(r"[^A-Za-z0-9_-]", "_", str(spec.get("name") or name))[:64]
+    return {"type": "json_schema", "json_schema": spec}
+
+
+def _param(raw: str, namespace: Mapping[str, Any] | None = None) -> tuple[str, Any]:
     key, sep, value = raw.partition("=")
     key = key.strip()
     if not sep or not key:
         raise ValidationError(
             f"--param takes KEY=VALUE (got {raw!r}). Example: --param logit_bias='{{\"50256\": -100}}' or --param user=alice."
         )
+    if value.startswith("@") and value[1:].isidentifier():
+        return key, _variable(value[1:], namespace or {}, f"--param {key}=@{value[1:]}")
     try:
         return key, json.loads(value)
     except json.JSONDecodeError:
@@ -300,8 +325,14 @@ def parse(line: str, namespace: Mapping[str, Any] | None = None) -> CellOptions:
     if args.logprobs is not None:
         fields["logprobs"] = True
         fields["top_logprobs"] = args.logprobs
+    if args.json and args.schema is not None:
+        raise ValidationError("--json and --schema both set response_format; keep one (--schema also asks for JSON).")
     if args.json:
         fields["response_format"] = {"type": "json_object"}
+    if args.schema is not None:
+        fields["response_format"] = _schema_format(_variable(args.schema, namespace, "--schema"), args.schema)
+    if args.documents is not None:
+        fields["documents"] = _variable(args.documents, namespace, "--documents")
     if args.tool_choice is not None:
         fields["tool_choice"] = _tool_choice(args.tool_choice)
     stream = True if args.stream is None else bool(args.stream)
@@ -312,7 +343,7 @@ def parse(line: str, namespace: Mapping[str, Any] | None = None) -> CellOptions:
         fields["audio"] = {"voice": args.voice or "alloy", "format": fmt}
 
     for raw in args.param or []:
-        key, value = _param(raw)
+        key, value = _param(raw, namespace)
         if key in _NOT_PARAMS:
             raise ValidationError(f"--param cannot set {key!r}: use {_NOT_PARAMS[key]} instead.")
         if key in fields or (key == "tools" and args.tools is not None):
@@ -344,7 +375,7 @@ def parse(line: str, namespace: Mapping[str, Any] | None = None) -> CellOptions:
     options.kwargs = kwargs
     options.fields = fields
     options.out = args.out
-    options.fmt = args.format or ("json" if args.json else "markdown")
+    options.fmt = args.format or ("json" if args.json or args.schema is not None else "markdown")
     options.pick = _pick(args.pick, options.models)
     options.has_media = bool(args.image) or args.audio is not None
     return options
