@@ -1,0 +1,21 @@
+"""Run notebooks and tests offline against a loopback stand-in of the Compass API.
+
+- :class:`StandInServer` speaks the Compass chat-completions wire format
+  (both the OpenAI and the Azure routes, streaming, tools, logprobs, audio,
+  errors) with deterministic replies: the same request always gets the same
+  answer.
+- :class:`Scenario` scripts what the next request(s) get: an error status, a
+  given text or tool calls, a broken or oddly shaped stream.
+- ``python -m compass_jupyter.testing`` starts one from the command line and
+  prints ``COMPASS_BASE_URL=...`` (and ``COMPASS_API_KEY=...``).
+- The pytest fixture ``compass_server`` (in :mod:`compass_jupyter.testing.plugin`,
+  loaded automatically when the package is installed) starts one per test and
+  points the environment at it.
+
+Only the standard library is used here; pytest is imported by the plugin alone.
+"""
+
+from .scenario import Scenario
+from .server import DEFAULT_MODELS, RecordedRequest, StandInServer
+
+__all__ = ["DEFAULT_MODELS", "RecordedRequest", "Scenario", "StandInServer"]

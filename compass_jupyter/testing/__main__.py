@@ -1,0 +1,72 @@
+"""``python -m compass_jupyter.testing``: serve the stand-in Compass API until interrupted.
+
+The first line printed is ``COMPASS_BASE_URL=http://HOST:PORT``; when the key
+was generated (no ``--key``), the second is ``COMPASS_API_KEY=<key>``. Both are
+ready to paste into a shell or a ``.env`` file. Ctrl-C or SIGTERM stops the
+server and exits with status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from .server import DEFAULT_MODELS, StandInServer
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, serve until interrupted, return the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m compass_jupyter.testing",
+        description="Serve a deterministic stand-in of the Compass chat-completions API on loopback.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (default: a free port)")
+    parser.add_argument(
+        "--key",
+        default=None,
+        help='the api-key to require (default: a random one, printed); "" accepts any request',
+    )
+    parser.add_argument(
+        "--delay", type=float, default=0.0, help="seconds between streamed chunks (default: 0)"
+    )
+    parser.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated model ids to accept (default: every model of the Compass reference)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each request on stderr")
+    args = parser.parse_args(argv)
+    if args.delay < 0:
+        parser.error("--delay must be 0 or more seconds")
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else DEFAULT_MODELS
+
+    stopped = threading.Event()
+    # SIGTERM (docker stop, CI teardown) ends as quietly as Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        server = StandInServer(
+            host=args.host, port=args.port, key=args.key, delay=args.delay, models=models, log=args.verbose
+        ).start()
+    except OSError as exc:
+        reason = exc.strerror or exc
+        print(f"Cannot serve on {args.host}:{args.port}: {reason}. Pick another --port.", file=sys.stderr)
+        return 1
+    try:
+        print(f"COMPASS_BASE_URL={server.base_url}")
+        if args.key is None:
+            print(f"COMPASS_API_KEY={server.key}")
+        sys.stdout.flush()
+        print("Stand-in Compass server running; Ctrl-C to stop.", file=sys.stderr, flush=True)
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
