@@ -93,6 +93,16 @@ def _parse_offline(name: str, raw: Any) -> str:
     return text
 
 
+def _parse_view(name: str, raw: Any) -> str:
+    text = str(raw).strip().lower()
+    if text not in ("auto", "widget", "plain"):
+        raise ConfigError(
+            f"view must be auto, widget or plain (got {raw!r}). auto uses widgets in a Jupyter front end "
+            "and plain mime outputs elsewhere."
+        )
+    return text
+
+
 def _parse_key(name: str, raw: Any) -> str:
     text = str(raw).strip()
     if not text:
@@ -121,6 +131,7 @@ SPECS: dict[str, SettingSpec] = {
         SettingSpec("max_retries", "COMPASS_MAX_RETRIES", 3, _parse_int(0, 20), "retries of 429, 5xx, connect errors and timeouts"),
         SettingSpec("timeout", "COMPASS_TIMEOUT", 120.0, _parse_float(0.1, 3600), "seconds to wait for the server (read timeout)"),
         SettingSpec("max_tool_rounds", "COMPASS_MAX_TOOL_ROUNDS", 8, _parse_int(1, 100), "tool-call rounds before the loop gives up"),
+        SettingSpec("view", "COMPASS_VIEW", "auto", _parse_view, "how replies render: auto, widget or plain"),
         SettingSpec("offline", "COMPASS_OFFLINE", "off", _parse_offline, "'local': without a key, use the local model"),
     )
 }

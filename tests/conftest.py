@@ -25,3 +25,10 @@ def clean_state(monkeypatch: pytest.MonkeyPatch):
     if session_module._client is not None:
         session_module._client.close()
     session_module._client = None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API keeps an event loop running on the main
+    thread for the rest of the session, and asyncio.run() refuses to start inside one."""
+    items.sort(key=lambda item: "browser" in item.path.parts)

@@ -43,7 +43,19 @@ def texts(cell: Any) -> str:
     )
 
 
-def test_a_notebook_of_compass_cells_saves_plain_final_outputs(compass_server):
+@pytest.fixture(params=["plain", "widget"])
+def view(request, monkeypatch) -> str:
+    """Both ways a reply renders: plain mime outputs, and the widget panel (with its HTML twin)."""
+    monkeypatch.setenv("COMPASS_VIEW", request.param)
+    return request.param
+
+
+def rendered(out: Any) -> str:
+    """The rich rendering a reader sees: markdown (plain view) or HTML (widget view)."""
+    return out.data.get("text/markdown") or out.data["text/html"]
+
+
+def test_a_notebook_of_compass_cells_saves_final_outputs(compass_server, view):
     nb = notebook(
         "%load_ext compass_jupyter",
         "%%compass -t 0\nHello from the notebook",
@@ -61,13 +73,15 @@ def test_a_notebook_of_compass_cells_saves_plain_final_outputs(compass_server):
     # a streamed reply: one final markdown output (reply + summary), the live output emptied
     shown = visible(cells[1])
     assert len(shown) == 1, cells[1].outputs
-    markdown = shown[0].data["text/markdown"]
+    markdown = rendered(shown[0])
     assert "Hello from the notebook" in markdown
-    assert "gpt-4o · finish: stop" in markdown and "total" in markdown
+    assert "gpt-4o · finish: stop" in shown[0].data["text/plain"] and "total" in markdown
+    if view == "widget":
+        assert "application/vnd.jupyter.widget-view+json" in shown[0].data
     assert all(out.output_type == "display_data" for out in cells[1].outputs)
     assert len(cells[1].outputs) <= 2
 
-    assert "Tell me about streams" in visible(cells[3])[0].data["text/markdown"]
+    assert "Tell me about streams" in rendered(visible(cells[3])[0])
     assert "streams" in cells[4].outputs[0].data["text/plain"]
     assert compass_server.requests[-1].body["messages"][-1]["content"] == "Tell me about streams"
 
@@ -82,7 +96,7 @@ def test_a_notebook_of_compass_cells_saves_plain_final_outputs(compass_server):
     assert "This is refused" not in history
 
 
-def test_interrupting_a_stream_keeps_the_partial_reply(compass_server):
+def test_interrupting_a_stream_keeps_the_partial_reply(compass_server, view):
     compass_server.enqueue(Scenario(tokens=200, text="alpha beta gamma delta", delay=0.15))
     nb = notebook(
         "%load_ext compass_jupyter",
@@ -115,9 +129,9 @@ def test_interrupting_a_stream_keeps_the_partial_reply(compass_server):
     shown = visible(cell)
     reply = [out for out in shown if out.output_type == "display_data"]
     assert len(reply) == 1
-    markdown = reply[0].data["text/markdown"]
-    assert markdown.startswith("alpha beta")
-    assert "Interrupted" in markdown
+    markdown = rendered(reply[0])
+    assert "alpha beta" in markdown and reply[0].data["text/plain"].startswith("alpha beta")
+    assert "nterrupted" in markdown
     error_text = texts(cell)
     assert "Interrupted" in error_text and "Traceback" not in error_text and "KeyboardInterrupt" not in error_text
 

@@ -255,13 +255,15 @@ def _reset(ctx: Context, args: list[str]) -> None:
 @_command("usage", "usage", "tokens and timings per request, with totals")
 def _usage(ctx: Context, args: list[str]) -> None:
     from ..render import usage_bundle
+    from ..views.html import usage_html
 
     _no_args("usage", args)
     s = _session()
     if not s.turns:
         display.info("No requests in this kernel yet, so no usage to show.")
         return
-    display.show(usage_bundle(s.turns, s.usage))
+    # The HTML twin carries the bar chart of tokens per turn; markdown and text stay for plain viewers.
+    display.show({**usage_bundle(s.turns, s.usage), "text/html": usage_html(s.turns, s.usage)})
 
 
 def _path(args: list[str], command: str) -> str:

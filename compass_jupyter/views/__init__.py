@@ -7,9 +7,11 @@ caller ends it with ``finish(reply)`` or ``fail(reply, error)``. A compare view
 hands out one observer per model (called from worker threads) and renders in
 ``poll()`` on the thread that owns the display.
 
-:func:`live_view` and :func:`compare_view` choose the view; today that is the
-plain-mime one (:mod:`.plain`), which every front end can show and which leaves
-one final, comparable output in a saved notebook.
+:func:`live_view` and :func:`compare_view` choose the view from the ``view``
+setting: ``widget`` (:mod:`.widget`, live panels), ``plain`` (:mod:`.plain`, plain
+mime outputs that every front end shows), or ``auto``: widgets inside a Jupyter
+kernel that has ipywidgets, plain elsewhere (a terminal IPython, a script).
+Both leave one final output per cell in a saved notebook.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ class CompareView(Protocol):
 
 def live_view(*, fmt: str = "markdown", stream: bool = True, **options: Any) -> ReplyView:
     """The view for one reply; ``stream=False`` shows only the final output."""
+    if use_widgets():
+        from .widget import LiveReplyView
+
+        return LiveReplyView(fmt=fmt, live=stream, **options)
     from .plain import PlainLiveView
 
     return PlainLiveView(fmt=fmt, live=stream, **options)
@@ -60,6 +66,22 @@ def live_view(*, fmt: str = "markdown", stream: bool = True, **options: Any) -> 
 
 def compare_view(models: list[str], *, fmt: str = "markdown", stream: bool = True, pick: int = 0, **options: Any) -> CompareView:
     """The view for several models answering the same turn side by side."""
+    if use_widgets():
+        from .widget import CompareView as WidgetCompareView
+
+        return WidgetCompareView(models, fmt=fmt, live=stream, pick=pick, **options)
     from .plain import PlainCompareView
 
     return PlainCompareView(models, fmt=fmt, live=stream, pick=pick, **options)
+
+
+def use_widgets() -> bool:
+    """Whether replies render as widgets, per the ``view`` setting."""
+    from ..config import config
+
+    choice = config.get("view")
+    if choice == "plain":
+        return False
+    from .widget import widgets_available
+
+    return choice == "widget" or widgets_available()
