@@ -29,7 +29,13 @@ def llama_cpp_body(body: dict[str, Any]) -> dict[str, Any]:
     It reads ``seed`` (not ``random_seed``), refuses an assistant message whose
     content is null next to ``tool_calls``, and cannot join a list of text parts.
     """
+    from .local_model import LOCAL_MODEL_ID
+
+    _refuse_what_it_cannot_do(body)
     adapted = dict(body)
+    if adapted.get("model") != LOCAL_MODEL_ID:
+        # llama.cpp answers for any id; say which model really answered.
+        adapted["model"] = LOCAL_MODEL_ID
     if "random_seed" in adapted:
         adapted["seed"] = adapted.pop("random_seed")
     messages = []
@@ -43,6 +49,23 @@ def llama_cpp_body(body: dict[str, Any]) -> dict[str, Any]:
         messages.append(message)
     adapted["messages"] = messages
     return adapted
+
+
+def _refuse_what_it_cannot_do(body: dict[str, Any]) -> None:
+    """SmolLM2 reads and writes text only; say so before sending rather than fail obscurely."""
+    from ._exceptions import ValidationError
+
+    fix = "Remove it, or set a key (%compass key) and run %compass local stop to use Compass."
+    for message in body.get("messages", []):
+        content = message.get("content")
+        kinds = {p.get("type") for p in content if isinstance(p, dict)} if isinstance(content, list) else set()
+        if kinds & {"image_url", "input_audio"}:
+            what = "images" if "image_url" in kinds else "audio"
+            raise ValidationError(f"The local model (SmolLM2-135M) reads text only, not {what}. {fix}")
+    if "audio" in (body.get("modalities") or []):
+        raise ValidationError(f"The local model (SmolLM2-135M) cannot speak: it has no audio output (--voice). {fix}")
+    if (body.get("n") or 1) > 1:
+        raise ValidationError(f"The local model gives one choice per request; n={body['n']} is not possible. {fix}")
 
 
 def local(**server_options: Any) -> Any:

@@ -100,3 +100,23 @@ def test_offline_default_starts_the_local_model_without_a_key(monkeypatch):
     assert reply.text.strip()
     assert reply.model == LOCAL_MODEL_ID
     local_route.stop()
+
+
+def test_what_the_local_model_cannot_do_is_refused_before_sending(routed, tmp_path):
+    import wave
+
+    wav = tmp_path / "tone.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000), w.writeframes(b"\0\0" * 800)
+    with pytest.raises(cj.ValidationError, match="text only"):
+        cj.chat("What is this?", audio_in=str(wav))
+    with pytest.raises(cj.ValidationError, match="cannot speak"):
+        cj.chat("Say hi", modalities=["text", "audio"], audio={"voice": "alloy", "format": "pcm16"})
+    with pytest.raises(cj.ValidationError, match="one choice"):
+        cj.chat("Hi", n=2)
+    assert cj.session().messages == []
+
+
+def test_the_reply_names_the_model_that_answered(routed):
+    reply = cj.chat("Hi", model="gpt-4o", max_tokens=4, history=False)
+    assert reply.model == LOCAL_MODEL_ID
