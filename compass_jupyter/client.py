@@ -281,19 +281,8 @@ class Client:
                 else:
                     received = True
                     accumulator.feed_completion(_parse_json(response.read(), accumulator))
-        except KeyboardInterrupt as interrupt:
-            reply.incomplete = reply.interrupted = True
-            accumulator.finish()
-            interrupt.reply = reply  # type: ignore[attr-defined]
-            raise
-        except CompassError as exc:
-            accumulator.finish()
-            if exc.reply is not None:
-                exc.reply.incomplete = True
-            raise
-        except httpx.HTTPError as exc:
-            accumulator.finish()
-            raise self._transport_error(exc, reply, received) from None
+        except (KeyboardInterrupt, asyncio.CancelledError, CompassError, httpx.HTTPError) as exc:
+            raise self._failed(exc, accumulator, received) from None
         return accumulator.finish()
 
     # -- async --------------------------------------------------------------------------
@@ -356,22 +345,26 @@ class Client:
                 else:
                     received = True
                     accumulator.feed_completion(_parse_json(await response.aread(), accumulator))
-        except asyncio.CancelledError as cancel:
-            reply.incomplete = reply.interrupted = True
-            accumulator.finish()
-            cancel.reply = reply  # type: ignore[attr-defined]
-            raise
-        except CompassError as exc:
-            accumulator.finish()
-            if exc.reply is not None:
-                exc.reply.incomplete = True
-            raise
-        except httpx.HTTPError as exc:
-            accumulator.finish()
-            raise self._transport_error(exc, reply, received) from None
+        except (KeyboardInterrupt, asyncio.CancelledError, CompassError, httpx.HTTPError) as exc:
+            raise self._failed(exc, accumulator, received) from None
         return accumulator.finish()
 
     # -- errors and retries ---------------------------------------------------------------
+    def _failed(self, exc: BaseException, accumulator: Accumulator, received: bool) -> BaseException:
+        """What to raise when an attempt ends early; the partial reply always travels with it."""
+        reply = accumulator.reply
+        accumulator.finish()
+        if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
+            # Ctrl-C or a cancelled task: the connection is closed by now; keep what arrived.
+            reply.incomplete = reply.interrupted = True
+            exc.reply = reply  # type: ignore[attr-defined]
+            return exc
+        if isinstance(exc, CompassError):
+            if exc.reply is not None:
+                exc.reply.incomplete = True
+            return exc
+        return self._transport_error(exc, reply, received)  # type: ignore[arg-type]
+
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, RETRY_AFTER_CAP)

@@ -49,41 +49,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ..catalog import MODELS
 from . import replies
 from .scenario import Scenario
 
 __all__ = ["DEFAULT_MODELS", "RecordedRequest", "StandInServer"]
 
 #: Every model id the Compass reference names; the stand-in accepts these by default.
-DEFAULT_MODELS: tuple[str, ...] = (
-    "gpt-5",
-    "gpt-5-mini",
-    "gpt-4.1",
-    "gpt-4o",
-    "gpt-4o-audio-preview",
-    "gpt-4o-mini",
-    "o3",
-    "o3-mini",
-    "o4-mini-2025-04-16",
-    "o1",
-    "jais-30b",
-    "Llama-3.3-70B",
-    "llama3-70b",
-    "mixtral-8x7b",
-    "mistral-7b",
-    "gpt-oss-120b-crerebras",
-    "gpt-oss-120b-core42",
-    "gpt-oss-120b-azure",
-    "gpt-oss-120b-core42-amd",
-    "gpt-oss-20b-core42-amd",
-    "gpt-oss-120b-qualcomm",
-    "gpt-oss-20b-qualcomm",
-    "gpt-oss-20b-core42",
-    "claude-sonnet-4",
-    "qwen3-14b",
-    "command-a-03-2025",
-    "cohere-command-r-08-2024",
-)
+DEFAULT_MODELS: tuple[str, ...] = tuple(MODELS)
 
 _SECRET_HEADERS = ("api-key", "authorization")
 _ROUTES_HINT = (
