@@ -235,7 +235,8 @@ class Accumulator:
             # Without reported usage, one content event is about one token.
             generated = self.content_events or None
         window = total - (ttft or 0.0)
-        rate = generated / window if generated and window > 1e-3 and len(self.chunks) > 1 else None
+        # Streamed replies always get a rate (however short the window), so saved outputs keep one shape.
+        rate = generated / max(window, 1e-6) if generated and len(self.chunks) > 1 else None
         reply.latency.ttft = ttft
         reply.latency.total = total
         reply.latency.tokens_per_s = rate
