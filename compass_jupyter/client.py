@@ -56,6 +56,30 @@ RETRY_AFTER_CAP = 60.0  # never sleep longer than this on the server's say-so
 _USER_AGENT = "compass-jupyter"
 
 
+# Servers seen refusing ``"content": null`` beside ``tool_calls`` (llama.cpp's answers with a
+# validation error): their later requests carry an empty string there instead.
+_EMPTY_CONTENT_BASES: set[str] = set()
+
+
+def _has_null_assistant_content(body: Mapping[str, Any]) -> bool:
+    return any(m.get("role") == "assistant" and m.get("content") is None for m in body.get("messages", []))
+
+
+def _null_content_as_empty(body: dict[str, Any]) -> dict[str, Any]:
+    messages = [
+        {**m, "content": ""} if m.get("role") == "assistant" and m.get("content") is None else m
+        for m in body.get("messages", [])
+    ]
+    return {**body, "messages": messages}
+
+
+class _Resend(Exception):
+    """Internal: the server refused a shape it has a twin for; send the twin at once."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+
+
 class _Retryable(Exception):
     """Internal: an attempt failed in a way worth another try."""
 
@@ -209,6 +233,8 @@ class Client:
         adapter = _BODY_ADAPTERS.get(self.base_url.rstrip("/"))
         if adapter is not None:
             body = adapter(body)
+        if self.base_url.rstrip("/") in _EMPTY_CONTENT_BASES:
+            body = _null_content_as_empty(body)
         return self.url_for(model), body, warnings
 
     @staticmethod
@@ -255,6 +281,10 @@ class Client:
         for attempt in range(attempts):
             reply = Reply(model=body.get("model"), request=body, warnings=list(warnings))
             try:
+                return self._attempt(url, body, reply, on_delta)
+            except _Resend as resend:
+                body = resend.body
+                reply = Reply(model=body.get("model"), request=body, warnings=list(warnings))
                 return self._attempt(url, body, reply, on_delta)
             except _Retryable as retry:
                 if attempt + 1 >= attempts:
@@ -320,6 +350,10 @@ class Client:
             reply = Reply(model=body.get("model"), request=body, warnings=list(warnings))
             try:
                 return await self._aattempt(url, body, reply, on_delta)
+            except _Resend as resend:
+                body = resend.body
+                reply = Reply(model=body.get("model"), request=body, warnings=list(warnings))
+                return await self._aattempt(url, body, reply, on_delta)
             except _Retryable as retry:
                 if attempt + 1 >= attempts:
                     raise self._final(retry.error, attempts) from None
@@ -373,6 +407,11 @@ class Client:
 
     def _raise_status(self, status: int, raw: bytes, headers: Mapping[str, str], body: dict[str, Any]) -> None:
         message = redact(_server_message(raw), self._explicit.get("api_key"))
+        if status in (400, 422, 500) and "validation error" in message.lower() and _has_null_assistant_content(body):
+            # null content beside tool_calls is the API's own shape, but some OpenAI-compatible
+            # servers (llama.cpp) only take a string there: resend once with "" and remember.
+            _EMPTY_CONTENT_BASES.add(self.base_url.rstrip("/"))
+            raise _Resend(_null_content_as_empty(body))
         try:
             parsed: Any = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):

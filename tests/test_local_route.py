@@ -120,3 +120,24 @@ def test_what_the_local_model_cannot_do_is_refused_before_sending(routed, tmp_pa
 def test_the_reply_names_the_model_that_answered(routed):
     reply = cj.chat("Hi", model="gpt-4o", max_tokens=4, history=False)
     assert reply.model == LOCAL_MODEL_ID
+
+
+def test_plain_client_against_a_bare_llama_cpp_server_runs_the_tool_loop():
+    """No routing, no adapter: the client alone copes with llama.cpp refusing null content."""
+    from compass_jupyter.local_model import LocalModelServer
+
+    with LocalModelServer() as server:
+        client = cj.Client(base_url=server.base_url, api_key="any-key-llama-ignores", max_retries=0)
+        reply = cj.chat(
+            "What is the weather in Oslo?",
+            client=client,
+            model=LOCAL_MODEL_ID,
+            tools=[get_weather],
+            tool_choice={"type": "function", "function": {"name": "get_weather"}},
+            max_tokens=24,
+            stream=False,
+        )
+        client.close()
+    assert reply.tool_calls[0].result == {"city": reply.tool_calls[0].arguments["city"], "temp_c": 18}
+    assert reply.finish_reason in ("stop", "length")
+    assert [m["role"] for m in cj.session().messages] == ["user", "assistant", "tool", "assistant"]
