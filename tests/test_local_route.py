@@ -141,3 +141,25 @@ def test_plain_client_against_a_bare_llama_cpp_server_runs_the_tool_loop():
     assert reply.tool_calls[0].result == {"city": reply.tool_calls[0].arguments["city"], "temp_c": 18}
     assert reply.finish_reason in ("stop", "length")
     assert [m["role"] for m in cj.session().messages] == ["user", "assistant", "tool", "assistant"]
+
+
+def test_the_quickstart_runs_on_the_local_model_without_a_key(monkeypatch):
+    """What `./dev lab` gives a newcomer with no key: the tutorial streams a real model's reply."""
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    for name in ("COMPASS_API_KEY", "COMPASS_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COMPASS_OFFLINE", "local")  # what ./dev lab and Binder's start set
+    folder = Path(__file__).resolve().parent.parent / "notebooks"
+    nb = nbformat.read(folder / "01-quickstart.ipynb", as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    first = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%compass"))
+    notices = "".join(o.text for o in first.outputs if o.output_type == "stream")
+    assert "local model" in notices
+    final = [o for o in first.outputs if o.output_type == "display_data" and any(o.data.values())]
+    assert len(final) == 1
+    assert LOCAL_MODEL_ID in final[0].data["text/plain"]
+    assert len(final[0].data["text/plain"].split()) > 5
