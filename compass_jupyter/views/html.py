@@ -15,6 +15,7 @@ is shown as preformatted text.
 from __future__ import annotations
 
 import base64
+import contextvars
 import html
 import json
 import math
@@ -128,10 +129,15 @@ def _renderer() -> Any:
     return _markdown
 
 
+# Highlighting is most of the cost of rendering a streaming tail (profiled); the tail is
+# re-rendered many times, so it skips colours and the final render adds them once.
+_HIGHLIGHT: contextvars.ContextVar[bool] = contextvars.ContextVar("compass_highlight", default=True)
+
+
 def code_block_html(code: str, language: str = "") -> str:
     """A code block, highlighted by Pygments (inline colours) when it knows the language."""
     style = f"{CODE_BG};padding:8px 10px;border-radius:4px;overflow-x:auto;line-height:1.4;margin:.4em 0"
-    if language:
+    if language and _HIGHLIGHT.get():
         try:
             from pygments import highlight
             from pygments.formatters import HtmlFormatter
@@ -151,10 +157,16 @@ def code_block_html(code: str, language: str = "") -> str:
     return f'<pre style="{style}"><code>{html.escape(code)}</code></pre>\n'
 
 
-def markdown_html(text: str) -> str:
+def markdown_html(text: str, *, highlight: bool = True) -> str:
     """Markdown -> HTML, safe to put into a page: raw HTML in ``text`` is shown, not run."""
     if not text:
         return ""
+    if not highlight:
+        token = _HIGHLIGHT.set(False)
+        try:
+            return markdown_html(text)
+        finally:
+            _HIGHLIGHT.reset(token)
     md = _renderer()
     if md is False:
         return f'<div style="white-space:pre-wrap">{html.escape(text)}</div>'

@@ -105,7 +105,7 @@ class _TextPanel:
 
     def _render_live(self, text: str) -> str:
         if self.fmt == "markdown":
-            return h.markdown_html(text)
+            return h.markdown_html(text, highlight=False)
         # Preformatted formats stream as plain text in seamless blocks; the final
         # render formats the whole (e.g. pretty JSON, one code block).
         style = "white-space:pre-wrap;margin:0;padding:0 10px;" + ("" if self.fmt == "text" else h.CODE_BG)
@@ -132,7 +132,8 @@ class _TextPanel:
             cut = self._settle(pending)
             if cut is None:
                 break
-            html_settled = self._render_live(cut.settled)
+            # A settled block is sent once: it gets its final (highlighted) rendering now.
+            html_settled = h.markdown_html(cut.settled) if self.fmt == "markdown" else self._render_live(cut.settled)
             shown = html_settled
             if cut.joined:
                 # The block goes on in the next widget: no paragraph gap at the seam.
