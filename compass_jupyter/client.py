@@ -37,7 +37,7 @@ from .reply import Reply
 from .request import build_body
 from .stream import Accumulator, EventReader, Observer
 
-__all__ = ["Client", "register_body_adapter", "unregister_body_adapter"]
+__all__ = ["Client", "null_content_as_empty", "register_body_adapter", "unregister_body_adapter"]
 
 # base URL -> a function that rewrites a validated body for a server with its own dialect
 # (the local llama.cpp server reads `seed`, not `random_seed`, for one).
@@ -65,7 +65,8 @@ def _has_null_assistant_content(body: Mapping[str, Any]) -> bool:
     return any(m.get("role") == "assistant" and m.get("content") is None for m in body.get("messages", []))
 
 
-def _null_content_as_empty(body: dict[str, Any]) -> dict[str, Any]:
+def null_content_as_empty(body: dict[str, Any]) -> dict[str, Any]:
+    """The body with ``"content": ""`` where an assistant message has null content (beside tool_calls)."""
     messages = [
         {**m, "content": ""} if m.get("role") == "assistant" and m.get("content") is None else m
         for m in body.get("messages", [])
@@ -234,7 +235,7 @@ class Client:
         if adapter is not None:
             body = adapter(body)
         if self.base_url.rstrip("/") in _EMPTY_CONTENT_BASES:
-            body = _null_content_as_empty(body)
+            body = null_content_as_empty(body)
         return self.url_for(model), body, warnings
 
     @staticmethod
@@ -278,19 +279,18 @@ class Client:
         url, body, warnings = self.prepare(messages, model=model, stream=stream, extra_body=extra_body, **fields)
         self._warn(warnings)
         attempts = int(self.setting("max_retries")) + 1
-        for attempt in range(attempts):
+        failed = 0
+        while True:
             reply = Reply(model=body.get("model"), request=body, warnings=list(warnings))
             try:
                 return self._attempt(url, body, reply, on_delta)
             except _Resend as resend:
-                body = resend.body
-                reply = Reply(model=body.get("model"), request=body, warnings=list(warnings))
-                return self._attempt(url, body, reply, on_delta)
+                body = resend.body  # the same request in the server's dialect: not a failed attempt
             except _Retryable as retry:
-                if attempt + 1 >= attempts:
+                failed += 1
+                if failed >= attempts:
                     raise self._final(retry.error, attempts) from None
-                time.sleep(self._delay(attempt, retry.retry_after))
-        raise AssertionError("unreachable")
+                time.sleep(self._delay(failed - 1, retry.retry_after))
 
     def _attempt(self, url: str, body: dict[str, Any], reply: Reply, on_delta: Observer | None) -> Reply:
         accumulator = Accumulator(reply, observers=[on_delta] if on_delta else None)
@@ -346,19 +346,18 @@ class Client:
         url, body, warnings = self.prepare(messages, model=model, stream=stream, extra_body=extra_body, **fields)
         self._warn(warnings)
         attempts = int(self.setting("max_retries")) + 1
-        for attempt in range(attempts):
+        failed = 0
+        while True:
             reply = Reply(model=body.get("model"), request=body, warnings=list(warnings))
             try:
                 return await self._aattempt(url, body, reply, on_delta)
             except _Resend as resend:
-                body = resend.body
-                reply = Reply(model=body.get("model"), request=body, warnings=list(warnings))
-                return await self._aattempt(url, body, reply, on_delta)
+                body = resend.body  # the same request in the server's dialect: not a failed attempt
             except _Retryable as retry:
-                if attempt + 1 >= attempts:
+                failed += 1
+                if failed >= attempts:
                     raise self._final(retry.error, attempts) from None
-                await asyncio.sleep(self._delay(attempt, retry.retry_after))
-        raise AssertionError("unreachable")
+                await asyncio.sleep(self._delay(failed - 1, retry.retry_after))
 
     async def _aattempt(self, url: str, body: dict[str, Any], reply: Reply, on_delta: Observer | None) -> Reply:
         accumulator = Accumulator(reply, observers=[on_delta] if on_delta else None)
@@ -411,7 +410,7 @@ class Client:
             # null content beside tool_calls is the API's own shape, but some OpenAI-compatible
             # servers (llama.cpp) only take a string there: resend once with "" and remember.
             _EMPTY_CONTENT_BASES.add(self.base_url.rstrip("/"))
-            raise _Resend(_null_content_as_empty(body))
+            raise _Resend(null_content_as_empty(body))
         try:
             parsed: Any = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):

@@ -343,3 +343,22 @@ def test_achat_runs_requests_concurrently(compass_server):
 
     replies = asyncio.run(main())
     assert [r.model for r in replies] == ["gpt-4o", "gpt-4.1", "o3"]
+
+
+def test_a_server_refusing_null_content_gets_a_resend_that_is_still_retried(client, compass_server):
+    messages = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+        ]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\": 18}"},
+    ]
+    compass_server.enqueue(
+        Scenario(status=500, error_message="1 validation error: messages.1.content Input should be a valid string"),
+        Scenario(status=429, retry_after=0.05, error_message="slow down"),
+    )
+    reply = client.chat(messages)
+    assert reply.text
+    assert len(compass_server.requests) == 3
+    assert compass_server.requests[0].body["messages"][1]["content"] is None
+    assert [r.body["messages"][1]["content"] for r in compass_server.requests[1:]] == ["", ""]
