@@ -116,11 +116,7 @@ class Session:
     @property
     def usage(self) -> Usage | None:
         """Token totals over every turn; None when no turn reported usage."""
-        total: Usage | None = None
-        for turn in self.turns:
-            if turn.usage is not None:
-                total = turn.usage if total is None else total + turn.usage
-        return total
+        return Usage.total(turn.usage for turn in self.turns)
 
     def api_messages(self, *, system: str | None = None, history: bool = True) -> list[dict[str, Any]]:
         """What a new request sends before its own user message."""
@@ -253,7 +249,6 @@ class Session:
 
         pending: list[dict[str, Any]] = [user]
         steps: list[Reply] = []
-        usage: Usage | None = None
         while True:
             try:
                 reply = client.chat(
@@ -277,7 +272,6 @@ class Session:
                     self._commit_broken(user, exc.reply, history=history, system=system)
                 raise
             steps.append(reply)
-            usage = reply.usage if usage is None else usage + reply.usage
             calls = reply.first.tool_calls
             if not calls or not all(call.name in functions for call in calls):
                 break  # a text answer, or a call to a tool we cannot run: the caller takes over
@@ -305,7 +299,7 @@ class Session:
         reply.steps = steps[:-1]
         pending.append(reply.first.message())
         kind = "chat" if history else "no-history"
-        self._commit(pending, [Turn.of(reply, kind=kind, usage=usage, tool_rounds=len(steps) - 1)], history=history, system=system)
+        self._commit(pending, [Turn.of(reply, kind=kind, usage=reply.total_usage, tool_rounds=len(steps) - 1)], history=history, system=system)
         return reply
 
     def compare(

@@ -29,10 +29,11 @@ def llama_cpp_body(body: dict[str, Any]) -> dict[str, Any]:
     It reads ``seed`` (not ``random_seed``), refuses an assistant message whose
     content is null next to ``tool_calls``, and cannot join a list of text parts.
     """
+    from .client import null_content_as_empty
     from .local_model import LOCAL_MODEL_ID
 
     _refuse_what_it_cannot_do(body)
-    adapted = dict(body)
+    adapted = null_content_as_empty(body)
     if adapted.get("model") != LOCAL_MODEL_ID:
         # llama.cpp answers for any id; say which model really answered.
         adapted["model"] = LOCAL_MODEL_ID
@@ -42,9 +43,7 @@ def llama_cpp_body(body: dict[str, Any]) -> dict[str, Any]:
     for message in adapted.get("messages", []):
         message = dict(message)
         content = message.get("content")
-        if content is None and message.get("role") == "assistant":
-            message["content"] = ""
-        elif isinstance(content, list) and all(p.get("type") == "text" for p in content):
+        if isinstance(content, list) and all(p.get("type") == "text" for p in content):
             message["content"] = "\n".join(p.get("text", "") for p in content)
         messages.append(message)
     adapted["messages"] = messages

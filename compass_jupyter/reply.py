@@ -14,7 +14,7 @@ import json
 import math
 import wave
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 __all__ = ["Reply", "Choice", "Usage", "TokenLogprob", "ToolCall", "Audio", "Latency", "pcm16_to_wav"]
 
@@ -78,6 +78,15 @@ class Usage:
             audio_tokens=add(self.audio_tokens, other.audio_tokens),
             prompt_audio_tokens=add(self.prompt_audio_tokens, other.prompt_audio_tokens),
         )
+
+    @staticmethod
+    def total(items: Iterable[Usage | None]) -> Usage | None:
+        """The sum of the usages that were reported; None when none was."""
+        total: Usage | None = None
+        for usage in items:
+            if usage is not None:
+                total = usage if total is None else total + usage
+        return total
 
     def details(self) -> dict[str, int]:
         """The optional details the server did send (for status lines)."""
@@ -300,11 +309,7 @@ class Reply:
     @property
     def total_usage(self) -> Usage | None:
         """Usage summed over the tool-call rounds of this turn (``usage`` is the last request's)."""
-        total: Usage | None = None
-        for item in [*self.steps, self]:
-            if item.usage is not None:
-                total = item.usage if total is None else total + item.usage
-        return total
+        return Usage.total(item.usage for item in [*self.steps, self])
 
     @property
     def audio(self) -> Audio | None:
