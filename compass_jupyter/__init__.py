@@ -40,7 +40,7 @@ _EXPORTS = {
     "Session": ".conversation",
     "session": ".conversation",
     "chat": ".conversation",
-    "config": ".config",
+    "config": ".settings",
     "local": ".local_route",
     "Playground": ".playground",
 }
@@ -50,7 +50,7 @@ __all__ = sorted(_EXPORTS) + ["load_ipython_extension", "unload_ipython_extensio
 if TYPE_CHECKING:
     from ._exceptions import *  # noqa: F403
     from .client import Client
-    from .config import config
+    from .settings import config
     from .reply import Audio, Choice, Latency, Reply, TokenLogprob, ToolCall, Usage
     from .conversation import Session, chat, session
 

@@ -22,7 +22,7 @@ An error raised while a reply was arriving carries what had arrived as
 ``exc.reply`` (a :class:`~compass_jupyter.reply.Reply` marked ``incomplete``).
 
 Messages are written for the person at the notebook: what went wrong and what to
-do. They never contain the API key (see :func:`compass_jupyter.config.redact`).
+do. They never contain the API key (see :func:`compass_jupyter.settings.redact`).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from ._exceptions import (
     ServerError,
     StreamError,
 )
-from .config import config, mask_key, redact
+from .settings import config, mask_key, redact
 from .reply import Reply
 from .request import build_body
 from .stream import Accumulator, EventReader, Observer
@@ -150,7 +150,7 @@ class Client:
         strict: bool | None = None,
         backoff: float = 0.5,
     ) -> None:
-        from .config import SPECS
+        from .settings import SPECS
 
         self._explicit: dict[str, Any] = {}
         for name, value in (

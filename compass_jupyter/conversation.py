@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ._exceptions import CompassError, ConfigError, StreamError, ToolError, ValidationError
 from .client import Client
-from .config import config
+from .settings import config
 from .media import user_content
 from .reply import Reply, ToolCall, Usage
 from .stream import Delta, Observer

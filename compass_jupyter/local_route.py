@@ -14,7 +14,7 @@ import warnings
 from typing import Any
 
 from ._exceptions import CompassWarning
-from .config import config
+from .settings import config
 
 __all__ = ["local", "stop", "ensure_backend", "magic_command"]
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from . import catalog, snippets
 from ._exceptions import CompassError, ValidationError
-from .config import config
+from .settings import config
 from .conversation import Cancelled, Session, session
 from .request import REASONING_EFFORTS
 from .views import html as h

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from compass_jupyter import conversation as session_module
-from compass_jupyter.config import SPECS, config
+from compass_jupyter.settings import SPECS, config
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import wave
 import pytest
 
 import compass_jupyter as cj
-from compass_jupyter.config import config
+from compass_jupyter.settings import config
 from compass_jupyter.testing import Scenario
 
 HI = [{"role": "user", "content": "Hello there"}]

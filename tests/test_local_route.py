@@ -8,7 +8,7 @@ from IPython.utils.capture import capture_output
 
 import compass_jupyter as cj
 from compass_jupyter import local_route
-from compass_jupyter.config import config
+from compass_jupyter.settings import config
 from compass_jupyter.local_model import LOCAL_MODEL_ID, current_local, local_available
 
 pytestmark = [

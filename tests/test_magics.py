@@ -29,7 +29,7 @@ from IPython.utils.capture import capture_output
 
 import compass_jupyter as cj
 from compass_jupyter import magics
-from compass_jupyter.config import config
+from compass_jupyter.settings import config
 from compass_jupyter.magics.configurable import Compass
 from compass_jupyter.testing import Scenario
 from compass_jupyter.views.plain import PlainLiveView

@@ -49,7 +49,7 @@ def test_the_engine_imports_neither_ipython_nor_ipywidgets():
         """
         import sys
         import compass_jupyter as cj
-        from compass_jupyter import client, conversation, stream, reply, request, catalog, tools, media, render, config
+        from compass_jupyter import client, conversation, stream, reply, request, catalog, tools, media, render, settings
         from compass_jupyter import local_model, local_route
         from compass_jupyter.testing import StandInServer
         cj.Client; cj.session(); cj.Reply
@@ -57,3 +57,17 @@ def test_the_engine_imports_neither_ipython_nor_ipywidgets():
         """
     )
     assert stdout.strip() == "[]"
+
+
+def test_cj_config_stays_the_settings_after_the_engine_is_imported():
+    # Importing a submodule binds its name on the package: a module named `config`
+    # would replace the settings object users reach as cj.config.
+    stdout = _fresh(
+        """
+        import compass_jupyter as cj
+        cj.Client(api_key="k-1234567890"); cj.session()
+        from compass_jupyter import client, conversation, magics
+        print(type(cj.config).__name__, cj.config.get("model"))
+        """
+    )
+    assert stdout.split()[0] == "Config"

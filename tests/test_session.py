@@ -10,7 +10,7 @@ import zlib
 import pytest
 
 import compass_jupyter as cj
-from compass_jupyter.config import config
+from compass_jupyter.settings import config
 from compass_jupyter.testing import Scenario
 
 

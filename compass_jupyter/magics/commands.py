@@ -107,7 +107,7 @@ def _key(ctx: Context, args: list[str]) -> None:
 
     from IPython.core.error import StdinNotImplementedError
 
-    from ..config import config, mask_key
+    from ..settings import config, mask_key
 
     if args:
         raise ValidationError(
@@ -129,7 +129,7 @@ def _key(ctx: Context, args: list[str]) -> None:
 
 @_command("config", "config", "every effective setting and where it comes from (key masked)")
 def _config(ctx: Context, args: list[str]) -> None:
-    from ..config import config
+    from ..settings import config
     from ..render import table_bundle
 
     _no_args("config", args)
@@ -158,7 +158,7 @@ def _pairs(args: list[str], command: str) -> list[tuple[str, str]]:
 
 @_command("set", "set NAME=VALUE ...", "change settings for this kernel (model, base_url, api_style, strict, ...)")
 def _set(ctx: Context, args: list[str]) -> None:
-    from ..config import SPECS, config
+    from ..settings import SPECS, config
 
     pairs = _pairs(args, "set")
     parsed = []
@@ -182,7 +182,7 @@ def _set(ctx: Context, args: list[str]) -> None:
 
 @_command("unset", "unset NAME ...", "drop settings made in this kernel (back to the environment or default)")
 def _unset(ctx: Context, args: list[str]) -> None:
-    from ..config import SPECS, config
+    from ..settings import SPECS, config
 
     if not args:
         raise ValidationError("%compass unset needs setting names, e.g. %compass unset model.")

@@ -1,6 +1,6 @@
 """``Compass``: the traitlets face of the kernel's settings, for ``%config Compass``.
 
-The settings themselves live in :mod:`compass_jupyter.config`; this class only
+The settings themselves live in :mod:`compass_jupyter.settings`; this class only
 mirrors them. Assigning a trait (``%config Compass.model = "gpt-4.1"``, or
 ``c.Compass.model`` in an IPython profile) stores the value there with the
 source ``%config``; values set elsewhere (``%compass set``, the environment) are
@@ -16,7 +16,7 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, ob
 from traitlets.config import Configurable
 
 from .._exceptions import ConfigError
-from ..config import SPECS, config
+from ..settings import SPECS, config
 
 __all__ = ["Compass", "TRAITS"]
 

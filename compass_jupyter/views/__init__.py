@@ -77,7 +77,7 @@ def compare_view(models: list[str], *, fmt: str = "markdown", stream: bool = Tru
 
 def use_widgets() -> bool:
     """Whether replies render as widgets, per the ``view`` setting."""
-    from ..config import config
+    from ..settings import config
 
     choice = config.get("view")
     if choice == "plain":

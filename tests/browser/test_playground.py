@@ -32,7 +32,7 @@ from .harness import (
 SETUP = """\
 import json
 import compass_jupyter as cj
-from compass_jupyter.config import config
+from compass_jupyter.settings import config
 from compass_jupyter.testing import Scenario, StandInServer
 
 server = StandInServer(delay=0.15).start()
