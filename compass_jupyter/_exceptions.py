@@ -119,7 +119,25 @@ class APITimeoutError(APIError):
 
 
 class StreamError(APIError):
-    """A stream that broke off before its end, sent an error, or sent a malformed event."""
+    """A stream that broke off before its end, or a reply (streamed or not) the server sent wrong.
+
+    ``broke_off`` tells the two apart: True when the reply ended early (the turn is
+    recorded in the history as incomplete, like an interrupt); False when the server
+    sent an error event or data of the wrong shape (the history is left unchanged).
+    Either way the partial reply is ``exc.reply``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        body: Any = None,
+        reply: Reply | None = None,
+        broke_off: bool = True,
+    ) -> None:
+        super().__init__(message, status_code=status_code, body=body, reply=reply)
+        self.broke_off = broke_off
 
 
 class CompassWarning(UserWarning):

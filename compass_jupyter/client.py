@@ -32,10 +32,12 @@ from ._exceptions import (
     ServerError,
     StreamError,
 )
-from .settings import config, mask_key, redact
+from .keyguard import LONG_KEY, scrub, scrub_value
+from .settings import config, mask_key, redact, redact_value
 from .reply import Reply
 from .request import build_body
-from .stream import Accumulator, EventReader, Observer
+from .shapes import describe
+from .stream import Accumulator, EventReader, Observer, _server_error
 
 __all__ = ["Client", "null_content_as_empty", "register_body_adapter", "unregister_body_adapter"]
 
@@ -109,7 +111,7 @@ def _server_message(body: bytes, limit: int = 400) -> str:
     text = body.decode("utf-8", "replace").strip()
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         data = None
     if isinstance(data, dict):
         error = data.get("error", data)
@@ -148,6 +150,7 @@ class Client:
         timeout: float | None = None,
         max_retries: int | None = None,
         strict: bool | None = None,
+        keep_raw: bool | None = None,
         backoff: float = 0.5,
     ) -> None:
         from .settings import SPECS
@@ -162,6 +165,7 @@ class Client:
             ("timeout", timeout),
             ("max_retries", max_retries),
             ("strict", strict),
+            ("keep_raw", keep_raw),
         ):
             if value is not None:
                 self._explicit[name] = SPECS[name].parse(name, value)
@@ -246,7 +250,9 @@ class Client:
     # -- sync ---------------------------------------------------------------------------
     def _client(self) -> httpx.Client:
         if self._http is None:
-            self._http = httpx.Client(follow_redirects=True)
+            # Redirects are not followed: httpx would resend the api-key header to wherever
+            # the server points (it strips only Authorization), so a redirect is an error.
+            self._http = httpx.Client(follow_redirects=False)
         return self._http
 
     def close(self) -> None:
@@ -286,20 +292,25 @@ class Client:
                 return self._attempt(url, body, reply, on_delta)
             except _Resend as resend:
                 body = resend.body  # the same request in the server's dialect: not a failed attempt
+                continue
             except _Retryable as retry:
                 failed += 1
-                if failed >= attempts:
-                    raise self._final(retry.error, attempts) from None
-                time.sleep(self._delay(failed - 1, retry.retry_after))
+                error, retry_after = retry.error, retry.retry_after
+            if failed >= attempts:
+                break
+            time.sleep(self._delay(failed - 1, retry_after))
+        # Raised outside the except blocks, so the exception chain holds no httpx request (and no key).
+        raise self._final(error, attempts)
 
     def _attempt(self, url: str, body: dict[str, Any], reply: Reply, on_delta: Observer | None) -> Reply:
-        accumulator = Accumulator(reply, observers=[on_delta] if on_delta else None)
+        accumulator = self._accumulator(reply, on_delta)
         received = False
+        failure: BaseException | None = None
         try:
             with self._client().stream(
                 "POST", url, params=self._params(), headers=self._headers(), json=body, timeout=self._timeout()
             ) as response:
-                if response.status_code >= 400:
+                if response.status_code >= 300:
                     self._raise_status(response.status_code, response.read(), response.headers, body)
                 if body.get("stream") and _is_event_stream(response):
                     reader = EventReader(accumulator)
@@ -312,13 +323,16 @@ class Client:
                     received = True
                     accumulator.feed_completion(_parse_json(response.read(), accumulator))
         except (KeyboardInterrupt, asyncio.CancelledError, CompassError, httpx.HTTPError) as exc:
-            raise self._failed(exc, accumulator, received) from None
-        return accumulator.finish()
+            failure = self._failed(exc, accumulator, received)
+        if failure is not None:
+            # Raised outside the except block: the chain keeps no httpx request, whose headers hold the key.
+            raise failure
+        return self._scrub_reply(accumulator.finish())
 
     # -- async --------------------------------------------------------------------------
     def _aclient(self) -> httpx.AsyncClient:
         if self._ahttp is None:
-            self._ahttp = httpx.AsyncClient(follow_redirects=True)
+            self._ahttp = httpx.AsyncClient(follow_redirects=False)
         return self._ahttp
 
     async def aclose(self) -> None:
@@ -353,20 +367,24 @@ class Client:
                 return await self._aattempt(url, body, reply, on_delta)
             except _Resend as resend:
                 body = resend.body  # the same request in the server's dialect: not a failed attempt
+                continue
             except _Retryable as retry:
                 failed += 1
-                if failed >= attempts:
-                    raise self._final(retry.error, attempts) from None
-                await asyncio.sleep(self._delay(failed - 1, retry.retry_after))
+                error, retry_after = retry.error, retry.retry_after
+            if failed >= attempts:
+                break
+            await asyncio.sleep(self._delay(failed - 1, retry_after))
+        raise self._final(error, attempts)
 
     async def _aattempt(self, url: str, body: dict[str, Any], reply: Reply, on_delta: Observer | None) -> Reply:
-        accumulator = Accumulator(reply, observers=[on_delta] if on_delta else None)
+        accumulator = self._accumulator(reply, on_delta)
         received = False
+        failure: BaseException | None = None
         try:
             async with self._aclient().stream(
                 "POST", url, params=self._params(), headers=self._headers(), json=body, timeout=self._timeout()
             ) as response:
-                if response.status_code >= 400:
+                if response.status_code >= 300:
                     self._raise_status(response.status_code, await response.aread(), response.headers, body)
                 if body.get("stream") and _is_event_stream(response):
                     reader = EventReader(accumulator)
@@ -379,14 +397,16 @@ class Client:
                     received = True
                     accumulator.feed_completion(_parse_json(await response.aread(), accumulator))
         except (KeyboardInterrupt, asyncio.CancelledError, CompassError, httpx.HTTPError) as exc:
-            raise self._failed(exc, accumulator, received) from None
-        return accumulator.finish()
+            failure = self._failed(exc, accumulator, received)
+        if failure is not None:
+            # Raised outside the except block: the chain keeps no httpx request, whose headers hold the key.
+            raise failure
+        return self._scrub_reply(accumulator.finish())
 
     # -- errors and retries ---------------------------------------------------------------
     def _failed(self, exc: BaseException, accumulator: Accumulator, received: bool) -> BaseException:
         """What to raise when an attempt ends early; the partial reply always travels with it."""
-        reply = accumulator.reply
-        accumulator.finish()
+        reply = self._scrub_reply(accumulator.finish())
         if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
             # Ctrl-C or a cancelled task: the connection is closed by now; keep what arrived.
             reply.incomplete = reply.interrupted = True
@@ -395,8 +415,49 @@ class Client:
         if isinstance(exc, CompassError):
             if exc.reply is not None:
                 exc.reply.incomplete = True
-            return exc
-        return self._transport_error(exc, reply, received)  # type: ignore[arg-type]
+            return self._scrub_error(exc)
+        error = self._transport_error(exc, reply, received)  # type: ignore[arg-type]
+        return error if isinstance(error, _Retryable) else self._scrub_error(error)  # type: ignore[arg-type]
+
+    def _accumulator(self, reply: Reply, on_delta: Observer | None) -> Accumulator:
+        return Accumulator(reply, observers=[on_delta] if on_delta else None, keep_raw=bool(self.setting("keep_raw")))
+
+    def _keys(self) -> tuple[str | None, ...]:
+        return (self._explicit.get("api_key"),)
+
+    def _scrub_error(self, error: CompassError) -> CompassError:
+        """The error with the key (and pieces of it) gone from its message and body: servers echo keys."""
+        error.message = redact(error.message, *self._keys())
+        error.args = (error.message,)
+        if isinstance(error, APIError) and error.body is not None:
+            error.body = redact_value(error.body, *self._keys())
+        return error
+
+    def _scrub_reply(self, reply: Reply) -> Reply:
+        """Hide the key wherever a server put it into the reply itself (keys of secret length only)."""
+        keys = self._keys()
+
+        def redact(text: str, *extra: str | None) -> str:
+            return scrub(text, (*extra, config.get("api_key")), min_key=LONG_KEY, pieces=False)
+
+        for choice in reply.choices:
+            for name in ("text", "reasoning", "refusal"):
+                value = getattr(choice, name)
+                if value:
+                    setattr(choice, name, redact(value, *keys))
+            for call in choice.tool_calls:
+                call.arguments_json = redact(call.arguments_json, *keys)
+                call.id, call.name = redact(call.id, *keys), redact(call.name, *keys)
+            if choice.audio is not None and choice.audio.transcript:
+                choice.audio.transcript = redact(choice.audio.transcript, *keys)
+        reply.warnings = [redact(w, *keys) for w in reply.warnings]
+        for name in ("id", "model", "system_fingerprint", "error"):
+            value = getattr(reply, name)
+            if isinstance(value, str):
+                setattr(reply, name, redact(value, *keys))
+        if reply.raw is not None:
+            reply.raw = scrub_value(reply.raw, (*keys, config.get("api_key")), min_key=LONG_KEY, pieces=False)
+        return reply
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -413,9 +474,17 @@ class Client:
             raise _Resend(null_content_as_empty(body))
         try:
             parsed: Any = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             parsed = raw.decode("utf-8", "replace")[:2000]
         model = body.get("model")
+        if status < 400:
+            target = redact(str(headers.get("location") or "(no location given)"), self._explicit.get("api_key"))[:200]
+            raise APIConnectionError(
+                f"{self.base_url} answered with a redirect (HTTP {status}) to {target}. Requests are not followed to "
+                "another address, so the API key is not sent there: set COMPASS_BASE_URL to the server's real root.",
+                status_code=status,
+                body=parsed,
+            )
         if status in (401, 403):
             raise AuthenticationError(
                 f"Compass refused the API key (HTTP {status}): {message} "
@@ -458,7 +527,7 @@ class Client:
         else:
             fix = "Check COMPASS_BASE_URL and the network."
         error.message = f"{error.message} (gave up after {tries}). {fix}"
-        return error
+        return self._scrub_error(error)  # type: ignore[return-value]
 
     def _transport_error(self, exc: httpx.HTTPError, reply: Reply, received: bool) -> Exception:
         detail = redact(str(exc) or type(exc).__name__, self._explicit.get("api_key"))
@@ -496,17 +565,32 @@ def _parse_json(raw: bytes, accumulator: Accumulator) -> dict[str, Any]:
     reply = accumulator.reply
     if not raw.strip() and reply.request.get("stream"):
         EventReader(accumulator).end()  # raises the "empty stream" error with its advice
+    reason = None
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
+        reason = "not JSON"
+    except RecursionError:
+        reason = "nested too deeply to read"
+    if reason is not None:  # raised outside the except block: the decoder's error holds the body
         reply.incomplete = True
         shown = raw[:120].decode("utf-8", "replace")
-        raise StreamError(f"The server's answer is not JSON: {shown!r}.", reply=reply) from None
+        raise StreamError(
+            f"The server's answer is {reason}: {shown!r}. Check COMPASS_BASE_URL; nothing was added to the history.",
+            body=raw[:2000].decode("utf-8", "replace"),
+            reply=reply,
+            broke_off=False,
+        )
     if not isinstance(data, dict):
-        raise StreamError(f"The server's answer is not a JSON object: {str(data)[:120]!r}.", reply=reply)
-    if "error" in data and not data.get("choices"):
-        error = data["error"]
-        message = error.get("message") if isinstance(error, dict) else str(error)
-        raise BadRequestError(f"Compass reported an error: {message}", body=data)
+        reply.incomplete = True
+        raise StreamError(
+            f"The server's answer is {describe(data)}, not a JSON object. Check COMPASS_BASE_URL; nothing was added "
+            "to the history.",
+            body=data,
+            reply=reply,
+            broke_off=False,
+        )
+    if data.get("error") is not None and not data.get("choices"):
+        raise BadRequestError(f"Compass reported an error: {_server_error(data['error'])}", body=data)
     return data
 

@@ -185,12 +185,16 @@ class Session:
 
     def _commit_broken(self, user: dict[str, Any], reply: Reply | None, *, history: bool, system: str | None) -> None:
         if reply is None:
-            return
+            return  # stopped before the request went out (a Retry-After wait): nothing happened
         reply.incomplete = True
+        kind = "chat" if history else "no-history"
+        if not reply.has_content:
+            # Stopped before the first byte of a reply: the request is counted, the history untouched.
+            self._commit([], [Turn.of(reply, kind=kind)], history=history, system=system)
+            return
         partial = {**reply.first.message(), "incomplete": True}
         if reply.interrupted:
             partial["interrupted"] = True
-        kind = "chat" if history else "no-history"
         self._commit([{**user, "incomplete": True}, partial], [Turn.of(reply, kind=kind)], history=history, system=system)
 
     # -- talking -------------------------------------------------------------------------
@@ -268,7 +272,9 @@ class Session:
                     return partial if partial is not None else Reply(incomplete=True, interrupted=True)
                 raise
             except CompassError as exc:
-                if isinstance(exc, StreamError) and exc.reply is not None:
+                # A reply that broke off is kept as incomplete; one the server sent wrong (an error
+                # event, data of the wrong shape) leaves the history as it was.
+                if isinstance(exc, StreamError) and exc.broke_off and exc.reply is not None:
                     self._commit_broken(user, exc.reply, history=history, system=system)
                 raise
             steps.append(reply)

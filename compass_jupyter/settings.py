@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ._exceptions import ConfigError
+from .keyguard import mask_key, scrub, scrub_value
 
-__all__ = ["Config", "SettingSpec", "SPECS", "config", "mask_key", "redact"]
+__all__ = ["Config", "SettingSpec", "SPECS", "config", "mask_key", "redact", "redact_value"]
 
 DEFAULT_BASE_URL = "https://api.core42.ai"
 API_STYLES = ("openai", "azure")
@@ -133,6 +134,7 @@ SPECS: dict[str, SettingSpec] = {
         SettingSpec("max_tool_rounds", "COMPASS_MAX_TOOL_ROUNDS", 8, _parse_int(1, 100), "tool-call rounds before the loop gives up"),
         SettingSpec("view", "COMPASS_VIEW", "auto", _parse_view, "how replies render: auto, widget or plain"),
         SettingSpec("offline", "COMPASS_OFFLINE", "off", _parse_offline, "'local': without a key, use the local model"),
+        SettingSpec("keep_raw", "COMPASS_KEEP_RAW", False, _parse_bool, "keep the server's chunks on reply.raw (costs memory)"),
     )
 }
 
@@ -209,25 +211,14 @@ class Config:
         return key
 
 
-def mask_key(key: str | None) -> str:
-    """Show enough of a key to recognise it, never enough to use it."""
-    if not key:
-        return "(not set)"
-    if len(key) < 12:
-        return "****"
-    return f"{key[:3]}...{key[-4:]}"
-
-
 def redact(text: str, *keys: str | None) -> str:
-    """Replace every occurrence of the given keys (and the configured one) in ``text``."""
-    candidates = {k for k in keys if k}
-    configured = config.get("api_key")
-    if configured:
-        candidates.add(configured)
-    for key in sorted(candidates, key=len, reverse=True):
-        if len(key) >= 4:
-            text = text.replace(key, mask_key(key))
-    return text
+    """``text`` with the given keys and the configured one (and long pieces of them) hidden."""
+    return scrub(text, (*keys, config.get("api_key")))
+
+
+def redact_value(value: Any, *keys: str | None) -> Any:
+    """:func:`redact` over every string of a parsed JSON value."""
+    return scrub_value(value, (*keys, config.get("api_key")))
 
 
 config = Config()

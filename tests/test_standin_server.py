@@ -15,6 +15,9 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
+import warnings
 import wave
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +27,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compass_jupyter.testing import DEFAULT_MODELS, RecordedRequest, Scenario, StandInServer
+from compass_jupyter.testing import DEFAULT_MODELS, ExposedServerWarning, RecordedRequest, Scenario, StandInServer
+from compass_jupyter.testing.guard import is_loopback_host
 
 pytest_plugins = ["pytester"]
 
@@ -694,19 +698,19 @@ def test_requests_are_recorded_with_the_key_masked_in_repr(server: StandInServer
 
 
 def test_admin_api(server: StandInServer, client: httpx.Client) -> None:
-    plain = httpx.Client(base_url=server.base_url)  # admin routes need no key
-    assert plain.post("/_standin/enqueue", json=[{"text": "One."}, {"status": 500, "times": 2}]).json() == {"queued": 3}
+    admin = client  # the admin routes take the same api-key header as the chat route
+    assert admin.post("/_standin/enqueue", json=[{"text": "One."}, {"status": 500, "times": 2}]).json() == {"queued": 3}
     assert chat(client).json()["choices"][0]["message"]["content"] == "One."
     assert chat(client).status_code == 500
-    listed = plain.get("/_standin/requests").json()
+    listed = admin.get("/_standin/requests").json()
     assert len(listed) == 2 and listed[0]["body"]["model"] == "gpt-4o"
     assert listed[0]["headers"]["api-key"] == "****" and server.key not in json.dumps(listed)
-    bad = plain.post("/_standin/enqueue", json={"statsu": 500})
+    bad = admin.post("/_standin/enqueue", json={"statsu": 500})
     assert bad.status_code == 400 and "statsu" in bad.json()["error"]["message"]
-    assert plain.post("/_standin/reset").json() == {"ok": True}
-    assert plain.get("/_standin/requests").json() == [] and server.queued == 0
+    assert admin.post("/_standin/reset", json={}).json() == {"ok": True}
+    assert admin.get("/_standin/requests").json() == [] and server.queued == 0
+    assert admin.get("/_standin/health").json() == {"ok": True}
     assert chat(client).status_code == 200  # the 500 that was left was dropped by the reset
-    plain.close()
 
 
 def test_requests_are_served_concurrently(server: StandInServer, client: httpx.Client) -> None:
@@ -740,6 +744,170 @@ def test_stop_closes_kept_alive_connections() -> None:
     running.stop()  # twice is fine
 
 
+# --------------------------------------------------------------------------- who may use it
+
+EVIL = "http://evil.example"
+CONTROL_ROUTES = [
+    ("POST", "/_standin/enqueue"),
+    ("GET", "/_standin/requests"),
+    ("POST", "/_standin/reset"),
+    ("GET", "/_standin/health"),
+    ("GET", "/_standin/no-such-route"),
+    ("GET", "/_standin"),
+]
+
+
+def raw_request(
+    server: StandInServer, method: str, path: str, headers: dict[str, str], body: bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """Exactly these headers on the wire (urllib adds no Content-Type to a bodiless request)."""
+    request = urllib.request.Request(server.base_url + path, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
+
+
+@pytest.mark.parametrize(
+    "sent", [{}, {"api-key": "not-the-key"}, {"api-key": ""}, {"authorization": "Bearer not-the-key"}],
+    ids=["no-key", "wrong-key", "empty-key", "wrong-bearer"],
+)
+@pytest.mark.parametrize(("method", "path"), CONTROL_ROUTES)
+def test_control_routes_need_the_key(
+    server: StandInServer, client: httpx.Client, method: str, path: str, sent: dict[str, str]
+) -> None:
+    server.enqueue(Scenario(text="Queued by the test."))
+    chat(client)  # one recorded request that an outsider must not read
+    server.enqueue(Scenario(text="Still queued."))
+    with httpx.Client(base_url=server.base_url, headers=sent, timeout=10) as outsider:
+        response = outsider.request(method, path, json={"text": "Injected."} if method == "POST" else None)
+    assert response.status_code == 401
+    message = response.json()["error"]["message"]
+    assert "api-key header" in message and "COMPASS_API_KEY" in message  # names the fix
+    assert "Hello" not in response.text and server.key not in response.text
+    assert server.queued == 1 and len(server.requests) == 1  # nothing enqueued, nothing reset
+    assert chat(client).json()["choices"][0]["message"]["content"] == "Still queued."
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        # What fetch(url, {method: "POST", mode: "no-cors", body}) sends from another site.
+        ({"Origin": EVIL, "Content-Type": "text/plain;charset=UTF-8"}, 403),
+        # The same page, even if it had learned the key.
+        ({"Origin": EVIL, "Content-Type": "text/plain;charset=UTF-8", "api-key": "KEY"}, 403),
+        # A browser that sent no Origin: the content type alone still refuses it.
+        ({"Content-Type": "text/plain", "api-key": "KEY"}, 415),
+        ({"Content-Type": "application/x-www-form-urlencoded", "api-key": "KEY"}, 415),
+        ({"Content-Type": "multipart/form-data; boundary=x", "api-key": "KEY"}, 415),
+        ({"api-key": "KEY"}, 415),
+        ({"Content-Type": "text/plain"}, 401),
+    ],
+    ids=["cross-origin", "cross-origin-keyed", "text-plain", "form", "multipart", "no-type", "unkeyed"],
+)
+@pytest.mark.parametrize("path", ["/_standin/enqueue", "/_standin/reset"])
+def test_a_browser_simple_request_changes_nothing(
+    server: StandInServer, client: httpx.Client, headers: dict[str, str], status: int, path: str
+) -> None:
+    server.enqueue(Scenario(text="The test's own reply."))
+    headers = {name: (server.key if value == "KEY" else value) for name, value in headers.items()}
+    body = None if "Content-Type" not in headers else json.dumps({"text": "Injected."}).encode()
+    code, _, answer = raw_request(server, "POST", path, headers, body)
+    assert code == status
+    assert json.loads(answer)["error"]["message"]
+    assert server.queued == 1  # neither enqueued nor reset
+    assert chat(client).json()["choices"][0]["message"]["content"] == "The test's own reply."
+    assert server.queued == 0
+
+
+@pytest.mark.parametrize(
+    "origin", [EVIL, "null", "http://127.0.0.1:1", "http://localhost:{port}", "https://127.0.0.1:{port}"]
+)
+def test_a_foreign_origin_is_refused_even_with_the_key(
+    server: StandInServer, client: httpx.Client, origin: str
+) -> None:
+    chat(client)
+    refused = client.get("/_standin/requests", headers={"Origin": origin.format(port=server.port)})
+    assert refused.status_code == 403
+    assert "cross-origin" in refused.json()["error"]["message"] and "Hello" not in refused.text
+    enqueue = client.post("/_standin/enqueue", json={"status": 500}, headers={"Origin": EVIL})
+    assert enqueue.status_code == 403 and server.queued == 0
+    # The server's own origin (what a page it served would send) is not foreign.
+    assert client.get("/_standin/requests", headers={"Origin": server.base_url}).status_code == 200
+
+
+def test_a_preflight_grants_nothing(server: StandInServer, client: httpx.Client) -> None:
+    preflight = {
+        "Origin": EVIL,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "api-key, content-type",
+    }
+    for path in ("/_standin/enqueue", "/_standin/requests", CHAT):
+        code, headers, _ = raw_request(server, "OPTIONS", path, preflight)
+        assert code >= 400, path
+        assert not [name for name in headers if name.startswith("access-control-")], path
+    keyed = client.options("/_standin/enqueue")
+    assert keyed.status_code == 405 and "access-control-allow-origin" not in keyed.headers
+    served = client.get("/_standin/health")
+    assert served.status_code == 200 and not [n for n in served.headers if n.startswith("access-control-")]
+
+
+def test_a_keyless_server_still_refuses_browsers() -> None:
+    with StandInServer(key="") as keyless, httpx.Client(base_url=keyless.base_url, timeout=10) as anyone:
+        assert anyone.post("/_standin/enqueue", json={"text": "Fine."}).json() == {"queued": 1}
+        assert anyone.post("/_standin/enqueue", json={"text": "x"}, headers={"Origin": EVIL}).status_code == 403
+        code, _, _ = raw_request(keyless, "POST", "/_standin/enqueue", {"Content-Type": "text/plain"}, b"{}")
+        assert code == 415 and keyless.queued == 1
+
+
+@pytest.mark.parametrize("sent", [{}, {"api-key": "not-the-key"}], ids=["no-key", "wrong-key"])
+@pytest.mark.parametrize("path", [CHAT, "/openai/deployments/gpt-4o/chat/completions?api-version=v1"])
+def test_a_request_without_the_key_leaves_the_queue_alone(
+    server: StandInServer, client: httpx.Client, sent: dict[str, str], path: str
+) -> None:
+    server.enqueue(Scenario(status=429, retry_after=0), Scenario(text="For the keyed client."))
+    with httpx.Client(base_url=server.base_url, headers=sent, timeout=10) as outsider:
+        for _ in range(3):
+            refused = outsider.post(path, json={"model": "gpt-4o", "messages": HELLO})
+            assert refused.status_code == 401 and refused.json()["error"]["code"] == "401"
+    assert server.queued == 2
+    assert len(server.requests) == 3  # refused requests are still recorded, for debugging
+    assert chat(client).status_code == 429
+    assert chat(client).json()["choices"][0]["message"]["content"] == "For the keyed client."
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True), ("localhost", True),
+        ("LocalHost.", True), ("::ffff:127.0.0.1", True),
+        ("0.0.0.0", False), ("", False), ("::", False), ("192.168.1.20", False), ("10.0.0.1", False),
+        ("example.com", False), ("localhost.example.com", False), ("128.0.0.1", False),
+    ],
+)
+def test_is_loopback_host(host: str, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
+
+
+def test_a_non_loopback_host_warns_and_still_needs_the_key() -> None:
+    key = "exposed-test-key-0123456789"
+    with pytest.warns(ExposedServerWarning, match="not a loopback address") as caught:
+        exposed = StandInServer(host="0.0.0.0", key=key)
+    message = str(caught[0].message)
+    assert caught[0].filename == __file__  # points at the caller's line
+    assert "only protection" in message and "/_standin/enqueue" in message and key not in message
+    with exposed, httpx.Client(base_url=f"http://127.0.0.1:{exposed.port}", timeout=10) as c:
+        assert c.post("/_standin/enqueue", json={"text": "x"}).status_code == 401 and exposed.queued == 0
+        assert c.post("/_standin/enqueue", json={"text": "x"}, headers={"api-key": key}).status_code == 200
+    with pytest.warns(ExposedServerWarning, match="NO key"):
+        StandInServer(host="::", key="")  # not started: only the warning matters
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for host in ("127.0.0.1", "localhost", "::1"):
+            StandInServer(host=host)
+
+
 # --------------------------------------------------------------------------- command line and fixture
 
 
@@ -768,6 +936,7 @@ def test_command_line_prints_the_url_and_key_and_stops_quietly(how: signal.Signa
         process.kill()
     assert process.returncode == 0
     assert "Traceback" not in stderr
+    assert "NOT LOOPBACK" not in stderr and key not in stderr
 
 
 def test_command_line_with_a_given_key_prints_only_the_url() -> None:
@@ -790,6 +959,40 @@ def test_command_line_with_a_given_key_prints_only_the_url() -> None:
     finally:
         process.kill()
     assert remaining == "" and process.returncode == 0
+
+
+def test_command_line_warns_loudly_on_a_non_loopback_host() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "compass_jupyter.testing", "--host", "0.0.0.0", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(20, process.kill)
+    watchdog.start()
+    try:
+        url = process.stdout.readline().strip().split("=", 1)[1]
+        key = process.stdout.readline().strip().split("=", 1)[1]
+        port = url.rsplit(":", 1)[1]
+        banner = ""
+        while "Ctrl-C to stop" not in banner:
+            line = process.stderr.readline()
+            assert line, f"the server ended early; stderr: {banner}"
+            banner += line
+        local = f"http://127.0.0.1:{port}"
+        assert httpx.get(local + "/_standin/health").status_code == 401
+        assert httpx.get(local + "/_standin/health", headers={"api-key": key}).status_code == 200
+        process.terminate()
+        rest, = process.communicate(timeout=10)[1:]
+    finally:
+        watchdog.cancel()
+        process.kill()
+    flat = " ".join(banner.split())
+    assert "WARNING: NOT LOOPBACK" in flat and f"0.0.0.0:{port}" in flat
+    assert "only protection" in flat and "GET /_standin/requests" in flat
+    assert key not in banner + rest
+    assert "ExposedServerWarning" not in banner  # one banner, not a second Python warning too
+    assert process.returncode == 0
 
 
 def test_fixture_points_the_environment_at_the_server(compass_server: StandInServer) -> None:

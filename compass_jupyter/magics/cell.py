@@ -95,16 +95,30 @@ def _chat(text: str, options: CellOptions, store: Callable[[Any], None]) -> None
         partial = getattr(stop, "reply", None)
         view.fail(partial, stop)
         store(partial)
-        raise display.error(
-            "Interrupted: the connection was closed and the partial reply above is kept; "
-            "the history records this turn as incomplete (it is not sent again)."
-        ) from None
+        raise display.error(_interrupted(partial, history=options.kwargs.get("history", True))) from None
     except CompassError as exc:
         view.fail(exc.reply, exc)
         store(exc.reply)
         raise display.error(exc) from None
     view.finish(reply)
     store(reply)
+
+
+def _interrupted(partial: Any, *, history: bool) -> str:
+    """What an interrupt did, as it happened: kept a partial reply, or stopped before one arrived."""
+    if partial is None:
+        return (
+            "Interrupted before a reply arrived (while waiting to retry): nothing was received and the "
+            "conversation is unchanged."
+        )
+    if not partial.has_content:
+        return "Interrupted before the first word of the reply: the connection was closed and the conversation is unchanged."
+    recorded = (
+        "the history records this turn as incomplete (it is not sent again)."
+        if history
+        else "this turn was not part of the history (--no-history)."
+    )
+    return f"Interrupted: the connection was closed and the partial reply above is kept; {recorded}"
 
 
 def _compare(text: str, options: CellOptions, store: Callable[[Any], None]) -> None:

@@ -29,6 +29,7 @@ TRAITS: tuple[str, ...] = (
     "max_retries",
     "timeout",
     "max_tool_rounds",
+    "keep_raw",
 )
 
 
@@ -68,6 +69,10 @@ class Compass(Configurable):
     max_tool_rounds = Int(
         SPECS["max_tool_rounds"].default,
         help="Tool-call rounds (--tools) before the loop gives up.",
+    ).tag(config=True)
+    keep_raw = Bool(
+        SPECS["keep_raw"].default,
+        help="Keep every chunk the server sent on reply.raw (for debugging a server; costs memory). Env: COMPASS_KEEP_RAW.",
     ).tag(config=True)
 
     # True while values are copied in from the settings, so that copying back is not a "%config" change.

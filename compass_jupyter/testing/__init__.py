@@ -12,10 +12,16 @@
   loaded automatically when the package is installed) starts one per test and
   points the environment at it.
 
+The server listens on 127.0.0.1 by default. Its control routes
+(``/_standin/...``) need its key and refuse browsers' cross-origin requests;
+a non-loopback host warns with :class:`ExposedServerWarning` (see
+:mod:`compass_jupyter.testing.guard`).
+
 Only the standard library is used here; pytest is imported by the plugin alone.
 """
 
+from .guard import ExposedServerWarning
 from .scenario import Scenario
 from .server import DEFAULT_MODELS, RecordedRequest, StandInServer
 
-__all__ = ["DEFAULT_MODELS", "RecordedRequest", "Scenario", "StandInServer"]
+__all__ = ["DEFAULT_MODELS", "ExposedServerWarning", "RecordedRequest", "Scenario", "StandInServer"]

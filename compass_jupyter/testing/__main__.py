@@ -4,6 +4,10 @@ The first line printed is ``COMPASS_BASE_URL=http://HOST:PORT``; when the key
 was generated (no ``--key``), the second is ``COMPASS_API_KEY=<key>``. Both are
 ready to paste into a shell or a ``.env`` file. Ctrl-C or SIGTERM stops the
 server and exits with status 0.
+
+A ``--host`` other than loopback (127.0.0.0/8, ::1, localhost) is served, but
+with a warning on stderr: other machines can then reach the control routes,
+and the key is all that stands in their way.
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import textwrap
 import threading
+import warnings
 
+from .guard import ExposedServerWarning, exposure_message, is_loopback_host
 from .server import DEFAULT_MODELS, StandInServer
 
 
@@ -22,7 +29,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m compass_jupyter.testing",
         description="Serve a deterministic stand-in of the Compass chat-completions API on loopback.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1); any non-loopback address lets other machines in",
+    )
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: a free port)")
     parser.add_argument(
         "--key",
@@ -47,9 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (docker stop, CI teardown) ends as quietly as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
-        server = StandInServer(
-            host=args.host, port=args.port, key=args.key, delay=args.delay, models=models, log=args.verbose
-        ).start()
+        with warnings.catch_warnings():
+            # The banner below says the same, louder and with the real port.
+            warnings.simplefilter("ignore", ExposedServerWarning)
+            server = StandInServer(
+                host=args.host, port=args.port, key=args.key, delay=args.delay, models=models, log=args.verbose
+            ).start()
     except OSError as exc:
         reason = exc.strerror or exc
         print(f"Cannot serve on {args.host}:{args.port}: {reason}. Pick another --port.", file=sys.stderr)
@@ -59,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.key is None:
             print(f"COMPASS_API_KEY={server.key}")
         sys.stdout.flush()
+        if not is_loopback_host(args.host):
+            _warn_exposed(args.host, server.port, keyed=bool(server.key))
         print("Stand-in Compass server running; Ctrl-C to stop.", file=sys.stderr, flush=True)
         stopped.wait()
     except KeyboardInterrupt:
@@ -66,6 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
     return 0
+
+
+def _warn_exposed(host: str, port: int, *, keyed: bool) -> None:
+    """A banner on stderr that cannot be missed among the start-up lines (never the key)."""
+    rule = "!" * 78
+    text = textwrap.fill(f"WARNING: NOT LOOPBACK. {exposure_message(host, port, keyed=keyed)}", width=78)
+    print(f"{rule}\n{text}\n{rule}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ def compass_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[StandInServer]:
     ``COMPASS_API_STYLE=openai``, and removes ``COMPASS_MODEL`` so the default
     model applies; all are restored after the test. Yields the
     :class:`~compass_jupyter.testing.StandInServer` (``.base_url``, ``.key``,
-    ``.requests``, ``.enqueue(...)``) and stops it afterwards.
+    ``.requests``, ``.enqueue(...)``) and stops it afterwards. Another process
+    driving it over ``/_standin/...`` must send ``compass_server.key`` as the
+    ``api-key`` header, like a chat request.
     """
     # Imported here so that loading the plugin at pytest start-up stays cheap.
     from .server import StandInServer

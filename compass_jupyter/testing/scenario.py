@@ -5,7 +5,9 @@ requests): answer with an error status, say a given text, call given tools, or
 break the stream in a chosen way. Every field is optional; an empty
 ``Scenario()`` is the default behaviour. Scenarios are queued with
 ``StandInServer.enqueue(...)`` (or ``POST /_standin/enqueue`` with the same
-fields as JSON) and consumed first in, first out, one per chat request.
+fields as JSON, the server's ``api-key`` header and ``Content-Type:
+application/json``) and consumed first in, first out, one per chat request
+that carries the right key (a request refused with 401 takes none).
 
 Stream faults count *payload chunks*: the chunks that carry a piece of the
 reply (a content token, a reasoning piece, a tool-call fragment, an audio

@@ -19,13 +19,15 @@ Routes:
 - ``POST /_standin/enqueue`` (a scenario object or a list of them, same fields
   as :class:`~compass_jupyter.testing.Scenario`), ``GET /_standin/requests``
   (what was received, the key masked), ``POST /_standin/reset`` (forget both),
-  ``GET /_standin/health``. These admin routes need no key, so scripts and
-  other processes can drive a server started from the command line.
+  ``GET /_standin/health``: for scripts and other processes. They need the
+  ``api-key`` header, ``Content-Type: application/json`` on ``POST`` and no
+  foreign ``Origin``, so no web page can drive them (see :mod:`.guard`).
 
-A chat request is handled in this order: it is recorded; it takes the next
-queued scenario (if any); a scenario with an error ``status`` answers at once;
-then the ``api-key`` header is checked (401), ``api-version`` (400), the JSON
-body (400), the model (404 ``DeploymentNotFound``) and the fields (400, see
+A chat request is handled in this order: it is recorded; the ``api-key``
+header is checked (401; a refused request takes no queued scenario); it takes
+the next queued scenario (if any); a scenario with an error ``status`` answers
+at once; then ``api-version`` (400), the JSON body (400), the model (404
+``DeploymentNotFound``) and the fields (400, see
 :func:`~compass_jupyter.testing.replies.validate`); then the reply (see
 :mod:`compass_jupyter.testing.replies`) is sent as one JSON document or, with
 ``"stream": true``, as chunked ``text/event-stream``. Each request runs in its
@@ -42,6 +44,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -51,6 +54,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..catalog import MODELS
 from . import replies
+from .guard import ExposedServerWarning, control_refusal, exposure_message, is_loopback_host, key_matches
 from .scenario import Scenario
 
 __all__ = ["DEFAULT_MODELS", "RecordedRequest", "StandInServer"]
@@ -140,6 +144,7 @@ class StandInServer:
     between streamed chunks (0 = as fast as possible; a non-streamed reply waits
     as long as its stream would take); it may be changed while the server runs. ``models``: the accepted model ids (default:
     :data:`DEFAULT_MODELS`). ``log``: print one line per request on stderr.
+    A non-loopback ``host`` lets other machines in: it warns (``ExposedServerWarning``).
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     ``requests`` lists every :class:`RecordedRequest` received, oldest first.
@@ -166,6 +171,9 @@ class StandInServer:
         self._lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        if not is_loopback_host(host):  # allowed (a container may need it), never silently
+            warnings.warn(exposure_message(host, port or "a free port", keyed=bool(self._key)),
+                          ExposedServerWarning, stacklevel=2)  # 2: the warning names the caller's line
 
     # -- life cycle
 
@@ -367,7 +375,13 @@ class _Handler(BaseHTTPRequestHandler):
         path = split.path
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         if path == "/_standin" or path.startswith("/_standin/"):
-            self._admin(path, raw)
+            # Before the route is looked up: nothing under /_standin answers a browser or a stranger.
+            refusal = control_refusal(self.command, self.headers, key=self.standin.key,
+                                      own_origin=self.standin.base_url)
+            if refusal:
+                self._send_json(*refusal)
+            else:
+                self._admin(path, raw)
             return
         headers = {name.lower(): value for name, value in self.headers.items()}
         body = _parse_json(raw)
@@ -478,14 +492,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _chat(self, deployment: str | None, query: dict[str, str], raw: bytes, body: Any) -> None:
         standin = self.standin
+        # The key first: a request without it must not use up a fault a test queued
+        # for the client under test (nor let an outsider see the scripted reply).
+        if not key_matches(self.headers, standin.key):
+            self._send_json(401, {"error": {"code": "401", "message": _AUTH_MESSAGE}})
+            return
         scenario = standin._take_scenario()
         if scenario is not None and scenario.is_error:
             self._send_scripted_error(scenario)
-            return
-        if standin.key and not secrets.compare_digest(
-            self.headers.get("api-key", "").encode("utf-8"), standin.key.encode("utf-8")
-        ):
-            self._send_json(401, {"error": {"code": "401", "message": _AUTH_MESSAGE}})
             return
         if deployment is not None and not query.get("api-version"):
             self._send_json(400, _error(
