@@ -16,7 +16,6 @@ import warnings as _warnings
 from typing import Any, Callable, Mapping
 
 import httpx
-from httpx_sse import EventSource
 
 from . import catalog
 from ._exceptions import (
@@ -37,6 +36,7 @@ from .settings import config, mask_key, redact, redact_value
 from .reply import Reply
 from .request import build_body
 from .shapes import describe
+from .sse import aiter_data, iter_data
 from .stream import Accumulator, EventReader, Observer, _server_error
 
 __all__ = ["Client", "null_content_as_empty", "register_body_adapter", "unregister_body_adapter"]
@@ -314,9 +314,9 @@ class Client:
                     self._raise_status(response.status_code, response.read(), response.headers, body)
                 if body.get("stream") and _is_event_stream(response):
                     reader = EventReader(accumulator)
-                    for event in EventSource(response).iter_sse():
+                    for data in iter_data(response.iter_lines()):
                         received = True
-                        if reader.data(event.data):
+                        if reader.data(data):
                             break
                     reader.end()
                 else:
@@ -388,9 +388,9 @@ class Client:
                     self._raise_status(response.status_code, await response.aread(), response.headers, body)
                 if body.get("stream") and _is_event_stream(response):
                     reader = EventReader(accumulator)
-                    async for event in EventSource(response).aiter_sse():
+                    async for data in aiter_data(response.aiter_lines()):
                         received = True
-                        if reader.data(event.data):
+                        if reader.data(data):
                             break
                     reader.end()
                 else:

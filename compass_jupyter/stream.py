@@ -178,6 +178,8 @@ class Accumulator:
         self.chunks: list[dict[str, Any]] | None = [] if keep_raw else None
         self._audio: dict[int, _AudioBuffer] = {}
         self._calls: dict[tuple[int, int], ToolCall] = {}
+        self._named = False  # the reply holds the requested model until the server names the one that answered
+        self._labelled = False  # every label read: the common chunk skips them
         audio_request = reply.request.get("audio")
         audio_format = audio_request.get("format") if isinstance(audio_request, dict) else None
         self._audio_format = audio_format if isinstance(audio_format, str) else "pcm16"
@@ -188,12 +190,47 @@ class Accumulator:
         self.chunk_count += 1
         if self.chunks is not None:
             self.chunks.append(chunk)
+        if self._read_plain_text(chunk):
+            return
         try:
             deltas = self._read_chunk(chunk)
         except _READ_ERRORS as exc:
             raise self._malformed(exc, "a stream event") from None
         for delta in deltas:
             self._publish(delta)
+
+    def _read_plain_text(self, chunk: dict[str, Any]) -> bool:
+        """The common chunk (one choice, index 0, a text piece and nothing else), read in a few checks.
+
+        Almost every chunk of a reply is this one; reading it through the general path costs
+        more than parsing its JSON. Anything else, including any value of an odd type, returns
+        False and goes the general way, which names what is wrong.
+        """
+        choices = chunk.get("choices")
+        if type(choices) is not list or len(choices) != 1 or chunk.get("usage") is not None:
+            return False
+        item = choices[0]
+        if type(item) is not dict or item.get("finish_reason") is not None or item.get("logprobs") is not None:
+            return False
+        index = item.get("index", 0)
+        delta_in = item.get("delta")
+        if index != 0 or type(index) is not int or type(delta_in) is not dict:
+            return False
+        text = delta_in.get("content")
+        if type(text) is not str or len(delta_in) != (2 if "role" in delta_in else 1):
+            return False
+        if not self._labelled:
+            self._read_metadata(chunk)
+        reply = self.reply
+        choice = reply.choices[0] if reply.choices else reply.choice(0)
+        if text:
+            append(choice, "text", text)
+            self.content_events += 1
+            if self.first_token_at is None:
+                self.first_token_at = time.perf_counter()
+        if self.observers:
+            self._publish(Delta(reply=reply, choice=0, text=text))
+        return True
 
     def _read_chunk(self, chunk: dict[str, Any]) -> list[Delta]:
         choices = chunk.get("choices")
@@ -217,15 +254,20 @@ class Accumulator:
         return deltas
 
     def _read_metadata(self, data: dict[str, Any]) -> None:
-        # Labels only: a value of the wrong type is ignored rather than costing the reply.
+        # Labels only: a value of the wrong type is ignored rather than costing the reply. The
+        # first of each wins (Azure's opening chunk may carry an empty model).
         reply = self.reply
-        for name in ("id", "model", "system_fingerprint"):
+        model = data.get("model")
+        if not self._named and isinstance(model, str) and model:
+            reply.model, self._named = model, True
+        for name in ("id", "system_fingerprint"):
             value = data.get(name)
-            if isinstance(value, str) and value and (name != "id" or not reply.id):
+            if getattr(reply, name) is None and isinstance(value, str) and value:
                 setattr(reply, name, value)
         created = data.get("created")
         if reply.created is None and isinstance(created, int) and not isinstance(created, bool):
             reply.created = created
+        self._labelled = self._named and reply.id is not None and reply.created is not None
 
     def _choice(self, data: dict[str, Any], path: str) -> Choice:
         index = shapes.integer(data.get("index"), f"{path}.index", high=MAX_CHOICES - 1) or 0
@@ -415,6 +457,14 @@ class Accumulator:
         """Fill in latency; keep the raw chunks when asked to."""
         now = time.perf_counter()
         reply = self.reply
+        for choice in reply.choices:
+            # Reading a growing field joins its pieces: a finished Reply keeps one string per field
+            # (about its text's size), not a list of 100,000 small ones (about 60 bytes each).
+            choice.text, choice.reasoning, choice.refusal  # noqa: B018
+            for call in choice.tool_calls:
+                call.arguments_json  # noqa: B018
+            if choice.audio is not None:
+                choice.audio.data, choice.audio.transcript  # noqa: B018
         if self.chunks and reply.raw is None:
             reply.raw = self.chunks
         ttft = None if self.first_token_at is None else self.first_token_at - self.started

@@ -84,7 +84,7 @@ class _TextPanel:
         w = _widgets()
         self.fmt = fmt
         self.freeze_at = FREEZE_AT if freeze_at is None else freeze_at
-        self.text = ""
+        self._pieces: list[str] = []  # appended per token, joined once per render: linear in the length
         self._cut = 0  # text[:_cut] lives in settled blocks
         self._carry = ""  # markdown re-opening a code fence the last cut closed
         self._settled: list[tuple[Any, str]] = []  # (widget, its html)
@@ -117,8 +117,18 @@ class _TextPanel:
             return h.settle_markdown(pending, hard_limit=limit)
         return h.settle_lines(pending, hard_limit=limit)
 
+    @property
+    def text(self) -> str:
+        if len(self._pieces) > 1:
+            self._pieces[:] = ["".join(self._pieces)]
+        return self._pieces[0] if self._pieces else ""
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self._pieces[:] = [value]
+
     def append(self, piece: str) -> None:
-        self.text += piece
+        self._pieces.append(piece)
         self.dirty = True
 
     def render(self) -> None:
