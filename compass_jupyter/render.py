@@ -114,6 +114,18 @@ def _body_parts(reply: Reply, fmt: str, tool_calls: list[ToolCall] | None) -> li
     return parts
 
 
+def _as_list(value: Any) -> list[Any]:
+    # Citation fields come from the server as it pleases: one value or a list of them.
+    return value if isinstance(value, list) else ([] if value is None else [value])
+
+
+def _source_id(source: Any) -> Any:
+    if not isinstance(source, dict):
+        return source
+    document = source.get("document")
+    return source.get("id") or (document.get("id") if isinstance(document, dict) else None)
+
+
 def citations_markdown(citations: list[dict[str, Any]] | None) -> str:
     """The passages a model cited (Cohere's documents), one line each."""
     if not citations:
@@ -121,10 +133,8 @@ def citations_markdown(citations: list[dict[str, Any]] | None) -> str:
     lines = ["**Citations**"]
     for citation in citations:
         quoted = str(citation.get("text") or "").strip()
-        sources = citation.get("document_ids") or [
-            s.get("id") or s.get("document", {}).get("id") for s in citation.get("sources") or [] if isinstance(s, dict)
-        ]
-        where = ", ".join(str(s) for s in sources if s) or "?"
+        sources = citation.get("document_ids") or [_source_id(s) for s in _as_list(citation.get("sources"))]
+        where = ", ".join(str(s) for s in _as_list(sources) if s) or "?"
         lines.append(f"- “{quoted}” — {where}")
     return "\n".join(lines)
 

@@ -17,7 +17,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compass_jupyter import CompassError
+from compass_jupyter import CompassError, render
+from compass_jupyter.views import html
 from compass_jupyter.reply import Reply, Usage
 from compass_jupyter.stream import Accumulator, EventReader
 
@@ -41,7 +42,7 @@ CHUNK: dict[str, Any] = {
                 "content": "Hel",
                 "reasoning_content": "think",
                 "refusal": None,
-                "citations": [{"title": "t", "url": "u"}],
+                "citations": [{"text": "t", "url": "https://u", "start": 0, "end": 3, "document_ids": ["d1"], "sources": [{"id": "d1", "document": {"id": "d1"}}]}],
                 "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a"'}}],
                 "audio": {"id": "au_1", "data": "AAAA", "transcript": "Hel", "expires_at": 1700000100},
             },
@@ -71,7 +72,7 @@ COMPLETION: dict[str, Any] = {
                 "content": "Hello",
                 "reasoning_content": "think",
                 "refusal": None,
-                "citations": [{"title": "t"}],
+                "citations": [{"title": "t", "documents": ["d1"], "sources": [{"document": {"id": "d1"}}]}],
                 "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
                 "audio": {"id": "au_1", "data": "AAAA", "transcript": "Hello", "expires_at": 1700000100},
             },
@@ -133,7 +134,12 @@ def _assert_usable(reply: Reply) -> None:
             assert value is None or (isinstance(value, int) and not isinstance(value, bool))
         Usage.total([reply.usage, reply.usage])
     reply.status_line()
+    # Every rendering a cell, a saved notebook or the widget views make of a reply.
     reply._repr_mimebundle_()
+    render.reply_bundle(reply, "json")
+    render.json_bundle(reply)
+    html.reply_html(reply)
+    html.compare_html([reply, reply])
 
 
 def _reply() -> Reply:

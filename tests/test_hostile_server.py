@@ -257,3 +257,55 @@ def test_an_interrupt_during_a_retry_after_wait_records_nothing(raw, session):
     assert time.monotonic() - started < 4
     assert getattr(info.value, "reply", None) is None
     assert session.messages == [] and session.turns == []
+
+
+# -- 4. anything at all, through a socket -------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["choices", "delta", "content", "index", "usage", "error", "x"]), inner, max_size=3),
+    max_leaves=8,
+)
+_EVENT = st.one_of(
+    st.builds(lambda c, f: json.dumps(chunk(c, finish=f)), st.one_of(st.text(max_size=8), _JSON), st.sampled_from([None, "stop", 3])),
+    _JSON.map(json.dumps),
+    st.text(max_size=12).filter(lambda t: "\n" not in t and "\r" not in t),
+)
+
+
+def _history_is_sendable(session: Session) -> None:
+    for message in session.api_messages():
+        assert message["role"] in ("system", "user", "assistant", "tool")
+        assert message.get("content") is None or isinstance(message["content"], (str, list))
+        json.dumps(message, allow_nan=False)
+
+
+@pytest.fixture(scope="module")
+def shared_raw():
+    with RawServer() as server:  # one server for every example: starting one costs half a second
+        yield server
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(events=st.lists(_EVENT, max_size=4), done=st.booleans(), stream=st.booleans())
+def test_any_answer_through_a_socket_is_a_reply_or_a_compass_error_and_the_session_stays_usable(shared_raw, events, done, stream):
+    raw = shared_raw
+    raw.queue.clear()
+    with cj.Client(base_url=raw.base_url, api_key=KEY, max_retries=0) as client:
+        session = Session(client)
+        if stream:
+            raw.add(events=events, done=done)
+        else:
+            raw.add(body=(events[0] if events else "").encode())
+        try:
+            reply = session.chat("Hi", stream=stream)
+            assert isinstance(reply.text, str)
+        except cj.CompassError as exc:
+            _assert_no_key(str(exc))
+        _history_is_sendable(session)
+        raw.stream(chunk("Fine", finish="stop"))
+        assert session.chat("Again").text == "Fine"
+        _history_is_sendable(session)

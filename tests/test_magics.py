@@ -811,3 +811,36 @@ def test_interrupt_in_compare_mode_keeps_every_partial_reply(shell, compass_serv
     assert grid["text/html"].count("interrupted: the reply is partial") == 2
     assert "alpha beta" in grid["text/markdown"]
     assert cj.session().messages[-1].get("incomplete") is True
+
+
+def _sigint_after(seconds: float) -> threading.Thread:
+    # A real SIGINT (what the kernel's interrupt sends) also wakes a main thread that sleeps.
+    import signal
+
+    thread = threading.Thread(target=lambda: (time.sleep(seconds), os.kill(os.getpid(), signal.SIGINT)), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_an_interrupt_while_waiting_to_retry_says_nothing_was_kept(shell, compass_server):
+    compass_server.enqueue(Scenario(status=429, retry_after=5))
+    thread = _sigint_after(0.5)
+    started = time.monotonic()
+    cell = run(shell, "%%compass\nHello")
+    thread.join()
+    assert time.monotonic() - started < 4
+    assert type(cell.error).__name__ == "UsageError" and "Traceback" not in cell.stderr
+    assert "before a reply arrived" in cell.stderr and "conversation is unchanged" in cell.stderr
+    assert "partial reply above is kept" not in cell.stderr
+    assert cj.session().messages == []
+
+
+def test_an_interrupt_before_the_first_byte_records_no_empty_message(shell, compass_server):
+    compass_server.enqueue(Scenario(text="slow answer", delay=1.0))
+    thread = _sigint_after(0.5)
+    cell = run(shell, "%%compass --no-stream\nHello")
+    thread.join()
+    assert "before the first word" in cell.stderr and "partial reply above is kept" not in cell.stderr
+    assert cj.session().messages == []
+    ok(shell, "%%compass\nNext")
+    assert [m["role"] for m in cj.session().messages] == ["user", "assistant"]
