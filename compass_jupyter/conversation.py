@@ -10,6 +10,7 @@ before anything arrived adds nothing.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -27,6 +28,7 @@ from .stream import Delta, Observer
 __all__ = ["Session", "Turn", "Cancelled", "session", "default_client", "chat"]
 
 EXPORT_FORMAT = "compass-jupyter/conversation"
+_USAGE_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens", "reasoning_tokens", "cached_tokens", "audio_tokens", "prompt_audio_tokens")
 _API_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
 
 
@@ -76,12 +78,55 @@ class Turn:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Turn:
-        values = dict(data)
-        usage = values.pop("usage", None)
-        known = {f for f in cls.__dataclass_fields__}
-        turn = cls(**{k: v for k, v in values.items() if k in known}, usage=None)
-        turn.usage = Usage(**usage) if isinstance(usage, dict) else None
-        return turn
+        """A turn read back from an export; a value of the wrong type (an edited file) is dropped."""
+
+        def text(name: str, default: str | None = None) -> str | None:
+            value = data.get(name)
+            return value if isinstance(value, str) else default
+
+        def number(name: str) -> float | None:
+            value = data.get(name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            return float(value) if ok else None
+
+        def count(value: Any) -> int | None:
+            return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+        usage = data.get("usage")
+        return cls(
+            model=text("model"),
+            usage=Usage(**{k: count(usage.get(k)) for k in _USAGE_COUNTS}) if isinstance(usage, dict) else None,
+            ttft=number("ttft"),
+            total=number("total"),
+            tokens_per_s=number("tokens_per_s"),
+            finish_reason=text("finish_reason"),
+            incomplete=data.get("incomplete") is True,
+            interrupted=data.get("interrupted") is True,
+            tool_rounds=count(data.get("tool_rounds")) or 0,
+            kind=text("kind", "chat") or "chat",
+            at=number("at") or 0.0,
+        )
+
+
+def _message_problem(message: Any) -> str | None:
+    """What makes an imported message unfit to be sent again, or None (an edited file must not poison the session)."""
+    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant", "tool", "developer"):
+        return "has no valid role"
+    content = message.get("content")
+    if isinstance(content, list):
+        if message["role"] != "user" or not all(isinstance(p, dict) and isinstance(p.get("type"), str) for p in content):
+            return "has content parts that are not a user message's text, image or audio parts"
+    elif content is not None and not isinstance(content, str):
+        return "has content that is neither text nor a list of parts"
+    elif content is None and not (message["role"] == "assistant" and message.get("tool_calls")):
+        return "has no content"
+    calls = message.get("tool_calls")
+    if calls is not None:
+        for call in calls if isinstance(calls, list) else [None]:
+            function = call.get("function") if isinstance(call, dict) else None
+            if not (isinstance(function, dict) and isinstance(function.get("name"), str) and isinstance(function.get("arguments", ""), str)):
+                return "has a tool call without a function name and text arguments"
+    return None
 
 
 def _for_api(message: Mapping[str, Any]) -> dict[str, Any]:
@@ -441,6 +486,10 @@ class Session:
             raise ConfigError(f"No conversation file at {str(source)!r}. Export one with %compass export PATH.") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{source.name!r} is not JSON ({exc.msg}, line {exc.lineno}); nothing was loaded.") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{source.name!r} is not UTF-8 text (is it the exported .json file?); nothing was loaded.") from None
+        except RecursionError:
+            raise ConfigError(f"{source.name!r} is nested too deeply to be a conversation; nothing was loaded.") from None
         self.load_dict(data, origin=source.name)
         return self
 
@@ -451,8 +500,11 @@ class Session:
                 "list); nothing was loaded."
             )
         for i, message in enumerate(data["messages"]):
-            if not isinstance(message, dict) or message.get("role") not in ("user", "assistant", "tool", "developer"):
-                raise ConfigError(f"Message {i} in {origin} has no valid role; nothing was loaded.")
+            problem = _message_problem(message)
+            if problem:
+                raise ConfigError(f"Message {i} in {origin} {problem}; nothing was loaded.")
+        if data.get("system") is not None and not isinstance(data.get("system"), str):
+            raise ConfigError(f"The system message in {origin} is not text; nothing was loaded.")
         with self._lock:
             self.system = data.get("system") or None
             self.messages = list(data["messages"])

@@ -241,3 +241,48 @@ def test_compare_sends_to_every_model_and_keeps_the_first(compass_server):
 def test_compare_pick_keeps_another_reply(compass_server):
     replies = cj.session().compare("Same question", models=["gpt-4o", "gpt-4.1"], pick=1)
     assert cj.session().messages[-1]["content"] == replies[1].text
+
+
+# -- an imported file is input too: it must not poison the session --------------------------------
+
+
+@pytest.mark.parametrize(
+    "messages, named",
+    [
+        ([{"role": "user", "content": {"a": 1}}], "neither text nor a list of parts"),
+        ([{"role": "assistant", "content": 5}], "neither text nor a list of parts"),
+        ([{"role": "user"}], "has no content"),
+        ([{"role": "assistant", "content": [{"type": "text", "text": "x"}]}], "content parts"),
+        ([{"role": "assistant", "content": None, "tool_calls": [{"function": {"name": 3}}]}], "tool call"),
+        ([{"role": "wizard", "content": "x"}], "no valid role"),
+    ],
+)
+def test_an_import_with_messages_that_could_not_be_sent_again_is_refused_whole(tmp_path, messages, named):
+    session = cj.Session()
+    session.messages = [{"role": "user", "content": "kept"}]
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps({"format": "compass-jupyter/conversation", "messages": messages}))
+    with pytest.raises(cj.ConfigError, match=named):
+        session.load(path)
+    assert session.messages == [{"role": "user", "content": "kept"}]
+
+
+def test_an_import_that_is_not_text_or_too_deep_is_a_clear_error(tmp_path):
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xd6\xff\x00" * 10)
+    with pytest.raises(cj.ConfigError, match="not UTF-8"):
+        cj.Session().load(binary)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    with pytest.raises(cj.ConfigError, match="nested too deeply|not JSON"):
+        cj.Session().load(deep)
+
+
+def test_turns_of_the_wrong_shape_are_read_as_not_reported(tmp_path):
+    path = tmp_path / "turns.json"
+    turns = [{"usage": {"prompt_tokens": "x", "completion_tokens": 4, "bogus": 1}, "ttft": "fast"}, {"model": 5}]
+    path.write_text(json.dumps({"format": "compass-jupyter/conversation", "messages": [], "turns": turns}))
+    session = cj.Session().load(path)
+    assert [t.model for t in session.turns] == [None, None]
+    assert session.turns[0].usage.prompt_tokens is None and session.turns[0].usage.completion_tokens == 4
+    assert session.usage.completion_tokens == 4
