@@ -21,7 +21,7 @@ import httpx
 
 __all__ = ["Options", "StandInProcess", "environment", "median", "parse_options", "ratio", "table"]
 
-TOKENS = 5000  # the length of the streamed reply every benchmark uses
+TOKENS = 5000  # the length of the streamed reply in the rendering tables (streaming.py has its own sizes)
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,12 @@ def parse_options(argv: Sequence[str] | None, prog: str, *, only: bool = False) 
     )
     if only:
         parser.add_argument(
-            "--only", action="append", choices=["streaming", "rendering"], help="run only this benchmark (repeatable)"
+            "--only", action="append", choices=["streaming", "accumulation", "rendering"], help="run only this benchmark (repeatable)"
         )
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be 1 or more")
-    chosen = list(getattr(args, "only", None) or ["streaming", "rendering"])
+    chosen = list(getattr(args, "only", None) or ["streaming", "accumulation", "rendering"])
     return Options(quick=args.quick, repeat=args.repeat), chosen
 
 
@@ -97,7 +97,8 @@ class StandInProcess:
         if not self.base_url:
             self.__exit__()
             raise RuntimeError("The stand-in server did not start (python -m compass_jupyter.testing printed no URL).")
-        self._admin = httpx.Client(base_url=self.base_url)
+        # Control routes need the key, as the chat route does.
+        self._admin = httpx.Client(base_url=self.base_url, headers={"api-key": self.key})
         return self
 
     def enqueue(self, **scenario: Any) -> None:

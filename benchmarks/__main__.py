@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--repeat N] [--only streaming|rendering]``: print every table."""
+"""``python -m benchmarks [--quick] [--repeat N] [--only streaming|accumulation|rendering]``: print every table."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import streaming
 
         streaming.run(options, out=lambda text: print(text, flush=True))
+        print(flush=True)
+    if "accumulation" in chosen:
+        from . import accumulation
+
+        accumulation.run(options, out=lambda text: print(text, flush=True))
         print(flush=True)
     if "rendering" in chosen:
         from . import rendering

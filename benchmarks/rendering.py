@@ -1,4 +1,4 @@
-"""What showing a 5,000-token stream sends to the front end: ``python -m benchmarks.rendering``.
+"""What showing a streamed reply sends to the front end: ``python -m benchmarks.rendering``.
 
 No browser is involved: what a kernel would send is recorded where it leaves
 the kernel. Displays go to an IPython ``InteractiveShell`` whose display
@@ -26,6 +26,11 @@ over loopback). Peak rates are over the 3-second window Jupyter Server uses
 for its iopub rate limit. CPU is the thread time spent inside the view
 (creating it, ``on_delta``, ``finish``), including serializing the messages
 as a kernel would.
+
+A last table streams replies of 5,000, 20,000 and 100,000 tokens into
+``PlainLiveView`` at 100 tokens/s (simulated clock): its bytes and messages
+must grow linearly with the length (×4, then ×5), not with its square
+(×16, then ×25), as they did when every update re-sent the whole text.
 """
 
 from __future__ import annotations
@@ -84,6 +89,12 @@ def area(r: float) -> float:
 WINDOW = 3.0  # seconds: Jupyter Server's rate_limit_window
 MSG_LIMIT = 1000  # messages/s: Jupyter Server's iopub_msg_rate_limit (bytes are limited for stream output only)
 UNCOUNTED = {"comm_open"}  # messages Jupyter Server leaves out of the rate limit
+
+# PlainLiveView by reply length: tokens per reply, at this pace (a typical hosted model).
+# At a simulated clock its messages and bytes depend on the stream alone, so one run each.
+LENGTHS = (5_000, 20_000, 100_000)
+LENGTHS_QUICK = (5_000, 20_000)
+LENGTH_PACE = 100.0
 
 # (label, tokens per second of the views' clock; None: the real clock at loopback speed)
 PACES: list[tuple[str, float | None]] = [
@@ -224,17 +235,20 @@ class Result:
     peak_bytes: float
     cpu: float  # all of it: creating the view, every on_delta, finish
     cpu_edges: float  # creating the view and finish only
+    reply_bytes: int = 0  # the reply's text, UTF-8
 
 
 MakeView = Callable[[Callable[[], float] | None], Any]  # the views' clock (None: their own) -> a view
 
 
-def _measure(make_view: MakeView, pace: float | None, server: StandInProcess, client: Client) -> Result:
+def _measure(
+    make_view: MakeView, pace: float | None, server: StandInProcess, client: Client, tokens: int = TOKENS
+) -> Result:
     clock = SimClock() if pace else None
     wire = Wire(clock=clock or time.perf_counter)
     step = 1.0 / pace if pace else 0.0
     cpu = edges = 0.0
-    server.enqueue(tokens=TOKENS, text=SAMPLE)
+    server.enqueue(tokens=tokens, text=SAMPLE)
     gc.collect()
     with front_end(wire):
         started = time.thread_time()
@@ -253,8 +267,8 @@ def _measure(make_view: MakeView, pace: float | None, server: StandInProcess, cl
         started = time.thread_time()
         view.finish(reply)
         edges += time.thread_time() - started
-    if reply.usage is None or reply.usage.completion_tokens != TOKENS:
-        raise RuntimeError(f"expected a {TOKENS}-token reply, got usage {reply.usage}")
+    if reply.usage is None or reply.usage.completion_tokens != tokens:
+        raise RuntimeError(f"expected a {tokens}-token reply, got usage {reply.usage}")
     sizes = [size for _, _, size in wire.messages]
     return Result(
         renders=view.renders,
@@ -265,6 +279,7 @@ def _measure(make_view: MakeView, pace: float | None, server: StandInProcess, cl
         peak_bytes=wire.peak_per_second(lambda kind, size: size),
         cpu=cpu + edges,
         cpu_edges=edges,
+        reply_bytes=len(reply.text.encode("utf-8")),
     )
 
 
@@ -293,12 +308,14 @@ def _median_result(results: list[Result]) -> Result:
         peak_bytes=median([r.peak_bytes for r in results]),
         cpu=median([r.cpu for r in results]),
         cpu_edges=median([r.cpu_edges for r in results]),
+        reply_bytes=results[0].reply_bytes,
     )
 
 
 def run(options: Options, out: Callable[[str], None] = print) -> str:
     """Measure, print one table per pace through ``out`` and return them."""
-    repeats = options.repeats(default=5, quick=1)
+    repeats = options.repeats(default=3, quick=1)
+    lengths = LENGTHS_QUICK if options.quick else LENGTHS
     results: dict[tuple[int, int], list[Result]] = {}
     with StandInProcess() as server, Client(base_url=server.base_url, api_key=server.key) as client:
         # An unmeasured round warms imports, the markdown renderer and the connection.
@@ -307,6 +324,7 @@ def run(options: Options, out: Callable[[str], None] = print) -> str:
             for p, (_, pace) in enumerate(PACES):
                 for v, (_, make_view) in enumerate(VIEWS):
                     results.setdefault((p, v), []).append(_measure(make_view, pace, server, client))
+        by_length = [_measure(_plain, LENGTH_PACE, server, client, tokens) for tokens in lengths]
 
     tables = []
     for p, (label, pace) in enumerate(PACES):
@@ -341,7 +359,47 @@ def run(options: Options, out: Callable[[str], None] = print) -> str:
         )
         out(tables[-1])
         out("")
+    tables.append(_length_table(lengths, by_length))
+    out(tables[-1])
+    out("")
     return "\n\n".join(tables)
+
+
+def _length_table(lengths: Sequence[int], results: Sequence[Result]) -> str:
+    """PlainLiveView's traffic by reply length: linear growth shows as ×4 then ×5."""
+    rows = []
+    previous: Result | None = None
+    for tokens, r in zip(lengths, results):
+        rows.append(
+            [
+                f"{tokens:,}",
+                f"{r.reply_bytes / 1e3:,.0f}",
+                f"{r.renders:,}",
+                f"{r.messages:,}",
+                "–" if previous is None else ratio(r.messages, previous.messages),
+                f"{r.total_bytes / 1e6:,.2f}",
+                "–" if previous is None else ratio(r.total_bytes, previous.total_bytes),
+                f"{r.total_bytes / r.reply_bytes:,.0f}",
+                f"{r.largest / 1e3:,.1f}",
+                f"{r.peak_bytes / 1e6:,.2f}",
+                f"{r.cpu * 1000:,.0f}",
+                f"{r.cpu / tokens * 1e6:,.1f}",
+            ]
+        )
+        previous = r
+    return table(
+        f"PlainLiveView by reply length at {LENGTH_PACE:,.0f} tokens/s (simulated clock; one run each: counts, not timings)",
+        [
+            "tokens", "reply KB", "renders", "msgs", "msgs ×prev", "MB", "MB ×prev", "MB/reply MB", "max KB",
+            "peak MB/s", "CPU ms", "µs/token",
+        ],
+        rows,
+        [
+            "×prev: against the row above. Linear growth is ×4 (5k -> 20k) then ×5 (20k -> 100k); re-sending the",
+            "whole text at every update, as PlainLiveView did before its live output showed only a tail, is ×16 then ×25.",
+            "max KB: the final output, which has the whole reply; live updates stay under ~7 KB.",
+        ],
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,8 +2,11 @@
 
 Updates are coalesced without a timer: a delta re-renders only when at least
 ``interval`` seconds (50 ms: at most 20 updates a second) passed since the last
-render, and the end always renders everything. Each render re-sends the whole
-text, so this keeps a fast model from flooding the front end's iopub channel.
+render, and the end always renders everything. A display update re-sends its
+whole value, so the live output shows a long reply's last ``LIVE_TAIL``
+characters only (under a "… (k characters above)" line); the final output has
+all of it. Each update is thus at most a few KB, and what a reply sends to the
+front end grows linearly with its length instead of with its square.
 
 What a saved notebook keeps: the live output starts empty and ends empty again,
 and the finished reply is displayed as a *new* output. Front ends and nbclient
@@ -13,9 +16,11 @@ same final output, so a streamed cell compares cleanly.
 
 from __future__ import annotations
 
+import html
 import sys
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from .. import render
@@ -26,10 +31,124 @@ if TYPE_CHECKING:
     from ..reply import Reply, ToolCall
     from ..stream import Delta, Observer
 
-__all__ = ["MIN_INTERVAL", "PlainCompareView", "PlainLiveView"]
+__all__ = ["LIVE_TAIL", "MIN_INTERVAL", "PlainCompareView", "PlainLiveView"]
 
 MIN_INTERVAL = 0.05  # seconds between renders while streaming (<= 20 updates/s)
 _EMPTY = {"text/plain": ""}
+
+# How much of a streaming text the live output shows: its last 3,000 characters,
+# about a screenful. A display update re-sends its whole value, so re-sending the
+# whole text at every update made the traffic grow with the square of the length:
+# ~8 GB of iopub messages for a 100,000-token reply at 100 tokens/s, each one
+# re-rendered whole by the browser. Why a tail rather than the whole text ever less
+# often (an interval growing with the length would also keep the bytes linear):
+# that freezes a long reply for seconds at a time, while a user wants to see it
+# moving, and the beginning of a long reply is read once it has ended, from the
+# final output, which has all of it. A tail also keeps the growing end next to the
+# cell instead of below the screen. So: replies shorter than this look as before;
+# longer ones show their end at the same 20 updates a second, each at most ~7 KB
+# (markdown and plain text): bytes grow with the number of updates (~0.13 MB/s at
+# most), i.e. linearly with the reply, never with its square.
+LIVE_TAIL = 3_000
+_MIN_SHARE = 500  # characters shown of each text when several share the tail (n > 1, compare)
+
+
+def _above(hidden: int, fmt: str) -> str:
+    note = f"… ({hidden:,} characters above)"
+    return f"*{note}*" if fmt == "markdown" else note
+
+
+class _Fences:
+    """Which fenced code block a growing text is in at a line start, scanned incrementally.
+
+    Only what was added since the last call is scanned (a ``str.find`` for the two
+    fence markers; only lines with nothing but indentation before one count, as in
+    CommonMark), so following a reply costs time linear in its length overall. The
+    same text is recognised by its first and last scanned characters, not compared
+    whole, so that a call costs nothing in proportion to the length.
+    """
+
+    _MARK = 64  # characters compared at each end of the scanned part
+
+    def __init__(self) -> None:
+        self.scanned = 0  # text[:scanned], complete lines, has been scanned
+        self.marks = ("", "")
+        self.fence: tuple[str, int, str] | None = None  # (character, length, opening line)
+
+    def _marks(self, text: str, end: int) -> tuple[str, str]:
+        return text[: min(end, self._MARK)], text[max(0, end - self._MARK) : end]
+
+    def open_at(self, text: str, end: int) -> str | None:
+        """The line that opened the fenced block ``text[end]`` falls in, or None outside one."""
+        end = text.rfind("\n", 0, end) + 1  # complete lines only
+        if end < self.scanned or self._marks(text, self.scanned) != self.marks:
+            self.scanned, self.fence = 0, None  # another text (a new round): from its start
+        starts: set[int] = set()
+        for marker in ("```", "~~~"):
+            at = text.find(marker, self.scanned, end)
+            while at != -1:
+                line_start = text.rfind("\n", 0, at) + 1
+                if not text[line_start:at].strip():
+                    starts.add(line_start)
+                at = text.find(marker, at + 3, end)
+        fence = self.fence
+        for line_start in sorted(starts):
+            line = text[line_start : text.find("\n", line_start, end)].strip()
+            char = line[0]
+            run = len(line) - len(line.lstrip(char))
+            if fence is None:
+                if char == "~" or "`" not in line[run:]:  # a backtick fence's info string has no backtick
+                    fence = (char, run, line)
+            elif char == fence[0] and run >= fence[1] and not line[run:].strip():
+                fence = None
+        self.fence, self.scanned, self.marks = fence, end, self._marks(text, end)
+        return None if fence is None else fence[2]
+
+
+def _tail(text: str, limit: int, fmt: str = "text", fences: _Fences | None = None) -> str:
+    """``text`` as the live output shows it: all of it, or its last ``limit`` characters
+    from a line start (unless the last lines are very long) under a note of how many are
+    above. In markdown, a fenced code block cut in two is opened again above the tail
+    (``fences`` keeps the scan of the same growing text from one call to the next)."""
+    if len(text) <= limit:
+        return text
+    start = len(text) - limit
+    newline = text.find("\n", start - 1, start + limit // 2)
+    if newline != -1:
+        start = newline + 1
+    tail = text[start:]
+    if fmt == "markdown":
+        fence = (fences or _Fences()).open_at(text, start)
+        if fence is not None:
+            tail = f"{fence}\n{tail}"
+    return f"{_above(start, fmt)}\n\n{tail}"
+
+
+def _live_reply(reply: Reply, fmt: str, fences: dict[Any, _Fences]) -> Reply:
+    """``reply`` with each streaming text (text, reasoning, spoken transcript) cut to its tail.
+
+    The same object when nothing is long (most replies); else a shallow copy.
+    """
+    limit = max(LIVE_TAIL // max(1, len(reply.choices)), _MIN_SHARE)
+
+    def long(value: str | None) -> bool:
+        return value is not None and len(value) > limit
+
+    def cut(value: str, fmt: str, key: tuple[int, str]) -> str:
+        return _tail(value, limit, fmt, fences.setdefault(key, _Fences()))
+
+    shown, changed = [], False
+    for c in list(reply.choices):
+        if long(c.text) or long(c.reasoning) or (c.audio is not None and long(c.audio.transcript)):
+            changes: dict[str, Any] = {"text": cut(c.text, fmt, (c.index, "text"))}
+            if c.reasoning is not None:
+                changes["reasoning"] = cut(c.reasoning, "markdown", (c.index, "reasoning"))
+            if c.audio is not None:  # the live output shows no player: the transcript only
+                transcript = cut(c.audio.transcript, fmt, (c.index, "transcript"))
+                changes["audio"] = replace(c.audio, data=b"", transcript=transcript)
+            c, changed = replace(c, **changes), True
+        shown.append(c)
+    return replace(reply, choices=shown) if changed else reply
 
 
 def _display(bundle: dict[str, Any], *, live: bool = False) -> DisplayHandle | None:
@@ -89,6 +208,7 @@ class PlainLiveView:
         self.calls: list[ToolCall] = []
         self._output = _LiveOutput(interval, clock)
         self._warned: set[str] = set()
+        self._fences: dict[Any, _Fences] = {}
 
     @property
     def renders(self) -> int:
@@ -147,12 +267,14 @@ class PlainLiveView:
 
             reply = Reply()
         calls = self._calls_with(reply)
-        self._output.render(
-            {
-                "text/markdown": render.live_markdown(reply, self.fmt, tool_calls=calls),
-                "text/plain": reply.text,
-            }
-        )
+        shown = _live_reply(reply, self.fmt, self._fences)
+        if shown is reply:
+            markdown = render.live_markdown(reply, self.fmt, tool_calls=calls)
+        else:  # the body of the tails, and the status line of the whole reply
+            received = sum(len(c.text) for c in reply.choices)
+            status = f"<sub>{html.escape(reply.model or '?')} · receiving… · {received} characters</sub>"
+            markdown = "\n\n".join([*render._body_parts(shown, self.fmt, calls), status])
+        self._output.render({"text/markdown": markdown, "text/plain": _tail(reply.text, LIVE_TAIL)})
 
     def _final_bundle(self, reply: Reply) -> dict[str, Any]:
         calls = self._calls_with(reply)
@@ -202,6 +324,7 @@ class PlainCompareView:
         self._dirty = False
         self._output = _LiveOutput(interval, clock)
         self._warned: set[str] = set()
+        self._fences: dict[str, _Fences] = {}
 
     @property
     def renders(self) -> int:
@@ -235,9 +358,11 @@ class PlainCompareView:
 
     def _live_bundle(self, replies: dict[str, Reply]) -> dict[str, Any]:
         sections, texts = [], []
+        limit = max(LIVE_TAIL // max(1, len(self.models)), _MIN_SHARE)  # see LIVE_TAIL
         for model in self.models:
             reply = replies.get(model)
             text = "" if reply is None else "\n\n".join(c.text for c in list(reply.choices))
+            text = _tail(text, limit, self.fmt, self._fences.setdefault(model, _Fences()))
             state = "waiting…" if reply is None else "receiving…"
             body = render.format_body(text, self.fmt) if text else ""
             sections.append(f"**{model}** · <sub>{state}</sub>\n\n{body}".rstrip())
