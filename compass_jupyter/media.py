@@ -1,21 +1,26 @@
 """Image and audio inputs as message content parts.
 
 Local files become base64 data URLs (images) or ``input_audio`` parts (wav/mp3);
-image URLs pass through. The file type is read from the bytes, not the name, so
-a renamed file is still recognised and a non-image is refused before sending.
+image URLs pass through. Files are sized before they are read (images up to 8 MiB,
+audio up to 25 MiB). The file type is read from the bytes, not the name, so a
+renamed file is still recognised and a non-image is refused before sending.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 from typing import Any
 
 from ._exceptions import ValidationError
 
-__all__ = ["MAX_IMAGE_BYTES", "image_part", "audio_part", "text_part", "user_content"]
+__all__ = ["MAX_AUDIO_BYTES", "MAX_IMAGE_BYTES", "image_part", "audio_part", "text_part", "user_content"]
 
 MAX_IMAGE_BYTES = 8 * 1024 * 1024  # the reference: image inputs over 8 MB are dropped
+# The Compass reference states no audio limit; OpenAI caps audio inputs at 25 MB. Without a cap a
+# 300 MB wav was read, base64-encoded and sent (1.6 GB peak memory) only to be refused by the server.
+MAX_AUDIO_BYTES = 25 * 1024 * 1024
 
 
 def _image_mime(head: bytes) -> str | None:
@@ -70,10 +75,18 @@ def image_part(source: str | Path) -> dict[str, Any]:
 
 
 def audio_part(source: str | Path) -> dict[str, Any]:
-    """An ``input_audio`` part from a local wav or mp3 file."""
+    """An ``input_audio`` part from a local wav or mp3 file of at most :data:`MAX_AUDIO_BYTES`."""
     path = Path(str(source)).expanduser()
     if not path.is_file():
         raise ValidationError(f"Audio file {str(source)!r} does not exist. Give the path to a wav or mp3 file.")
+    # Sized before it is read, so a huge file costs neither memory nor a request.
+    size = os.stat(path).st_size
+    if size > MAX_AUDIO_BYTES:
+        raise ValidationError(
+            f"Audio file {path.name!r} is {size:,} bytes ({size / 2**20:.1f} MiB); audio input is capped at 25 MiB "
+            f"({MAX_AUDIO_BYTES:,} bytes), so nothing was read or sent. Trim or compress it first, e.g. as mp3 "
+            "(about a tenth of the size of wav): ffmpeg -i input.wav -t 600 -b:a 64k output.mp3."
+        )
     data = path.read_bytes()
     fmt = _audio_format(data[:16], path.suffix.lower())
     if fmt is None:

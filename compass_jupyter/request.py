@@ -3,6 +3,8 @@
 Every rule here is one the Compass reference states (a range, a type, a shape, a
 field that needs another). A broken rule raises :class:`ValidationError` naming the
 field, what it got, what is allowed and how to fix it, so a typo costs no request.
+Every value must also be strict JSON (no NaN, no sets, not nested over 64 deep):
+:func:`compass_jupyter.jsonsafe.check_json` runs first.
 Fields the reference reserves for some models are the catalog's business: they
 become warnings (or errors with ``strict=True``), never silent changes.
 """
@@ -16,6 +18,7 @@ from typing import Any, Callable, Mapping
 
 from . import catalog
 from ._exceptions import ValidationError
+from .jsonsafe import check_json
 
 __all__ = ["DOCUMENTED_FIELDS", "MESSAGE_ROLES", "build_body", "validate_fields", "validate_messages"]
 
@@ -55,7 +58,10 @@ _OWN_ARGUMENTS = {
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # a value nested thousands deep (check_json normally refuses it first)
+        return f"a deeply nested {type(value).__name__}"
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -563,15 +569,25 @@ def build_body(
 ) -> tuple[dict, list[str]]:
     """The JSON body to send, and the warnings to show with it.
 
-    ``extra_body`` is merged last and unvalidated: it is the way to send what the
+    ``extra_body`` is merged last, checked only for being strict JSON (as is every
+    value, see :mod:`compass_jupyter.jsonsafe`): it is the way to send what the
     reference does not list. With ``strict=True`` a field reserved for other models
     is an error instead of a warning.
     """
+    if extra_body is not None and not isinstance(extra_body, Mapping):
+        kind = type(extra_body).__name__
+        _fail(f"extra_body must be a dict of field names to values (got a {kind}). Use e.g. extra_body={{'my_field': 1}}.")
     for name, argument in _OWN_ARGUMENTS.items():
         if name in fields:
             _fail(f"{name} is not a request field here: set it with {argument}.")
         if extra_body and name in extra_body:
             _fail(f"extra_body cannot set {name}: set it with {argument}.")
+    # Strict JSON first: the checks below repr() values (a deep one overflows the stack), and httpx
+    # would otherwise fail on NaN or a set only while sending, with a bare ValueError or TypeError.
+    for name, value in {"model": model, "stream": stream, **fields}.items():
+        check_json(value, name)
+    check_json(dict(extra_body or {}), "extra_body")
+    check_json(messages, "messages")
     _check_model("model", model)
     _check_boolean("stream", stream)
     validate_fields(fields, stream=stream)

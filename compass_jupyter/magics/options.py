@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .._exceptions import ValidationError
+from ..jsonsafe import MAX_JSON_DEPTH, check_json
 
 __all__ = ["CellOptions", "FORMATS", "parse", "parser", "usage"]
 
@@ -89,7 +90,7 @@ def _build_parser() -> _Parser:
     p.add_argument("--tools", metavar="F,G", help="names of Python functions (or tool dicts) in the notebook to offer as tools")
     p.add_argument("--tool-choice", metavar="CHOICE", help="none, auto, required, or the name of one tool to force")
     p.add_argument("--image", action="append", metavar="PATH_OR_URL", help="attach an image (repeatable; files up to 8 MiB)")
-    p.add_argument("--audio", metavar="PATH", help="attach a wav or mp3 file as input audio")
+    p.add_argument("--audio", metavar="PATH", help="attach a wav or mp3 file as input audio (up to 25 MiB)")
     p.add_argument("--voice", metavar="V", help="ask for a spoken reply in this voice (e.g. alloy)")
     p.add_argument("--audio-format", metavar="F", help="format of the spoken reply (wav, mp3, flac, opus, pcm16; streaming needs pcm16)")
     p.add_argument("--reasoning-effort", metavar="L", help="reasoning_effort (minimal, low, medium, high)")
@@ -231,10 +232,32 @@ def _param(raw: str, namespace: Mapping[str, Any] | None = None) -> tuple[str, A
         )
     if value.startswith("@") and value[1:].isidentifier():
         return key, _variable(value[1:], namespace or {}, f"--param {key}=@{value[1:]}")
+    return key, _param_json(key, value)
+
+
+def _param_json(key: str, value: str) -> Any:
+    """VALUE parsed as strict JSON, else kept as the string it is; hostile JSON is refused."""
+
+    def no_constant(word: str) -> Any:
+        # Python's json reads NaN/Infinity, which are not JSON: refuse rather than send (or crash in httpx).
+        raise ValidationError(
+            f"--param {key} contains {word}, and JSON has no NaN or Infinity, so nothing was sent. "
+            f"Use null or a finite number; to send the word as text, quote it: --param {key}='\"{word}\"'."
+        )
+
     try:
-        return key, json.loads(value)
+        parsed = json.loads(value, parse_constant=no_constant)
     except json.JSONDecodeError:
-        return key, value
+        return value
+    except RecursionError:  # deeper than the interpreter's stack; check_json refuses the merely deep
+        raise ValidationError(
+            f"--param {key} is JSON nested more than {MAX_JSON_DEPTH} levels deep, so nothing was sent; "
+            "no request field needs that. Flatten the value, or pass a string."
+        ) from None
+    except ValueError as exc:  # e.g. an integer longer than Python's 4300-digit limit
+        raise ValidationError(f"--param {key} could not be read as JSON ({exc}), so nothing was sent. Check the value.") from None
+    check_json(parsed, f"--param {key}")
+    return parsed
 
 
 def _models(raw: str | None) -> list[str]:
