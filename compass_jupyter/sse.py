@@ -19,47 +19,52 @@ from typing import AsyncIterable, AsyncIterator, Iterable, Iterator
 __all__ = ["iter_data", "aiter_data"]
 
 
-def _field(line: str) -> tuple[str, str]:
-    name, colon, value = line.partition(":")
-    if colon and value.startswith(" "):
-        value = value[1:]
-    return name, value
+class _Events:
+    """The event-stream rules, one line at a time (shared by the sync and async readers)."""
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+
+    def line(self, line: str) -> str | None:
+        """Take one line; the data of the event it ends, if it ends one."""
+        if not line:
+            return self.end()
+        if line.startswith("data:"):
+            # The common case, without the general split.
+            self.pending.append(line[6:] if line.startswith("data: ") else line[5:])
+            return None
+        name, colon, value = line.lstrip("\ufeff").partition(":")
+        if name == "data":
+            self.pending.append(value[1:] if colon and value.startswith(" ") else value)
+        return None
+
+    def end(self) -> str | None:
+        """The data of the event still open, if any."""
+        if not self.pending:
+            return None
+        data, self.pending = "\n".join(self.pending), []
+        return data
 
 
 def iter_data(lines: Iterable[str]) -> Iterator[str]:
     """The data of each event in ``lines``."""
-    pending: list[str] = []
+    events = _Events()
     for line in lines:
-        if not line:
-            if pending:
-                yield "\n".join(pending)
-                pending = []
-            continue
-        if line.startswith("data:"):
-            # The common case, without the general split.
-            pending.append(line[6:] if line.startswith("data: ") else line[5:])
-            continue
-        name, value = _field(line.lstrip("\ufeff"))
-        if name == "data":
-            pending.append(value)
-    if pending:
-        yield "\n".join(pending)
+        data = events.line(line)
+        if data is not None:
+            yield data
+    data = events.end()
+    if data is not None:
+        yield data
 
 
 async def aiter_data(lines: AsyncIterable[str]) -> AsyncIterator[str]:
     """The async twin of :func:`iter_data`."""
-    pending: list[str] = []
+    events = _Events()
     async for line in lines:
-        if not line:
-            if pending:
-                yield "\n".join(pending)
-                pending = []
-            continue
-        if line.startswith("data:"):
-            pending.append(line[6:] if line.startswith("data: ") else line[5:])
-            continue
-        name, value = _field(line.lstrip("\ufeff"))
-        if name == "data":
-            pending.append(value)
-    if pending:
-        yield "\n".join(pending)
+        data = events.line(line)
+        if data is not None:
+            yield data
+    data = events.end()
+    if data is not None:
+        yield data
