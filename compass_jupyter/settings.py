@@ -113,17 +113,24 @@ def _parse_key(name: str, raw: Any) -> str:
 
 @dataclass(frozen=True)
 class SettingSpec:
+    """One setting: its name, environment variable, default, parser and one line of help.
+
+    This is the only description of a setting: ``%compass set``, ``%compass config``,
+    the environment and the ``%config Compass`` traits are all derived from it.
+    """
+
     name: str
     env: str | None
     default: Any
     parse: Callable[[str, Any], Any]
     help: str
+    secret: bool = False  # never shown as a trait (``%config Compass`` prints every trait)
 
 
 SPECS: dict[str, SettingSpec] = {
     spec.name: spec
     for spec in (
-        SettingSpec("api_key", "COMPASS_API_KEY", None, _parse_key, "sent as the api-key header"),
+        SettingSpec("api_key", "COMPASS_API_KEY", None, _parse_key, "sent as the api-key header", secret=True),
         SettingSpec("base_url", "COMPASS_BASE_URL", DEFAULT_BASE_URL, _parse_url, "server root"),
         SettingSpec("api_style", "COMPASS_API_STYLE", "openai", _parse_style, "openai or azure route"),
         SettingSpec("api_version", "COMPASS_API_VERSION", "2024-11-01-preview", _parse_str, "api-version query of the azure route"),

@@ -29,7 +29,7 @@ from IPython.utils.capture import capture_output
 
 import compass_jupyter as cj
 from compass_jupyter import magics
-from compass_jupyter.settings import config
+from compass_jupyter.settings import SPECS, config
 from compass_jupyter.magics.configurable import Compass
 from compass_jupyter.testing import Scenario
 from compass_jupyter.views.plain import PlainLiveView
@@ -160,8 +160,6 @@ def test_loading_again_leaves_one_configurable_and_working_magics(shell, compass
     magics.load(shell)
     magics.load(shell)
     assert sum(isinstance(c, Compass) for c in shell.configurables) == 1
-    refreshers = [cb for cb in shell.events.callbacks["pre_run_cell"] if getattr(cb, "__self__", None).__class__ is Compass]
-    assert len(refreshers) == 1
     ok(shell, "%%compass\nStill here")
     assert len(compass_server.requests) == 1
     magics.unload(shell)
@@ -844,3 +842,15 @@ def test_an_interrupt_before_the_first_byte_records_no_empty_message(shell, comp
     assert cj.session().messages == []
     ok(shell, "%%compass\nNext")
     assert [m["role"] for m in cj.session().messages] == ["user", "assistant"]
+
+
+def test_config_traits_are_the_settings_themselves(shell, monkeypatch):
+    settings = next(c for c in shell.configurables if isinstance(c, Compass))
+    # every setting but the key is a trait, made from its one description
+    assert set(settings.trait_names(config=True)) == {name for name, spec in SPECS.items() if not spec.secret}
+    config.set("model", "o3")
+    assert settings.model == "o3"  # no cell boundary needed: the trait reads the setting
+    monkeypatch.setenv("COMPASS_TIMEOUT", "42")
+    assert settings.timeout == 42.0
+    settings.max_retries = 5
+    assert config.get("max_retries") == 5 and config.source("max_retries") == "%config"

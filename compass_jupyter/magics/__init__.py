@@ -47,8 +47,6 @@ def load(ipython: Any) -> None:
     settings = Compass(parent=ipython)
     ipython.configurables.append(settings)
     ipython.register_magics(CompassMagics(ipython, settings))
-    # Keep %config Compass showing what is in effect (environment, %compass set) at every cell.
-    ipython.events.register("pre_run_cell", settings.refresh)
 
 
 def unload(ipython: Any) -> None:
@@ -57,10 +55,6 @@ def unload(ipython: Any) -> None:
 
     for settings in [c for c in ipython.configurables if isinstance(c, Compass)]:
         ipython.configurables.remove(settings)
-        try:
-            ipython.events.unregister("pre_run_cell", settings.refresh)
-        except ValueError:
-            pass
     magics = ipython.magics_manager.magics
     for kind in ("line", "cell"):
         owner = getattr(magics[kind].get("compass"), "__self__", None)

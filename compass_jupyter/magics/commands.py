@@ -28,11 +28,6 @@ class Context:
     shell: Any
     settings: Any = None
 
-    def sync(self) -> None:
-        """Copy changed settings into the ``Compass`` traits so ``%config Compass`` agrees."""
-        if self.settings is not None:
-            self.settings.refresh()
-
 
 Handler = Callable[[Context, list[str]], Any]
 
@@ -176,7 +171,6 @@ def _set(ctx: Context, args: list[str]) -> None:
         parsed.append((name, SPECS[name].parse(name, value)))
     for name, value in parsed:
         config.set(name, value, source="%compass set")
-    ctx.sync()
     display.info("Set " + ", ".join(f"{name} = {config.get(name)}" for name, _ in parsed) + ".", detail="(this kernel, until changed)")
 
 
@@ -191,7 +185,6 @@ def _unset(ctx: Context, args: list[str]) -> None:
             raise ConfigError(f"Unknown setting {name!r}. Settings: {', '.join(SPECS)}.")
     for name in args:
         config.unset(name)
-    ctx.sync()
     shown = ", ".join(f"{n} = {'(masked)' if n == 'api_key' else config.get(n)} ({config.source(n)})" for n in args)
     display.info(f"Unset: now {shown}.")
 
@@ -324,6 +317,5 @@ def _local(ctx: Context, args: list[str]) -> Any:
     from .. import local_route
 
     message = local_route.magic_command(args)
-    ctx.sync()
     display.info(message)
     return None

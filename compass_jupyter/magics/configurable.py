@@ -1,82 +1,62 @@
 """``Compass``: the traitlets face of the kernel's settings, for ``%config Compass``.
 
-The settings themselves live in :mod:`compass_jupyter.settings`; this class only
-mirrors them. Assigning a trait (``%config Compass.model = "gpt-4.1"``, or
-``c.Compass.model`` in an IPython profile) stores the value there with the
-source ``%config``; values set elsewhere (``%compass set``, the environment) are
-copied back quietly before each cell so ``%config Compass`` shows what is in effect.
-The API key is deliberately not a trait: ``%config Compass`` prints every trait.
+Each trait is made from a :class:`~compass_jupyter.settings.SettingSpec` and reads
+and writes the settings themselves (:data:`compass_jupyter.settings.config`): it
+keeps no value of its own. So ``%config Compass.model = "gpt-4.1"`` (or
+``c.Compass.model`` in an IPython profile) and ``%compass set model=gpt-4.1`` change
+the same value, and ``%config Compass`` always shows what is in effect, the
+environment included, with no copying between the two. The API key is not a
+trait: ``%config Compass`` prints every trait.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, observe, validate
+from traitlets import TraitError, TraitType
 from traitlets.config import Configurable
 
 from .._exceptions import ConfigError
-from ..settings import SPECS, config
+from ..settings import SPECS, SettingSpec, config
 
 __all__ = ["Compass", "TRAITS"]
 
-TRAITS: tuple[str, ...] = (
-    "model",
-    "base_url",
-    "api_style",
-    "api_version",
-    "strict",
-    "max_retries",
-    "timeout",
-    "max_tool_rounds",
-    "keep_raw",
-)
+
+class _Setting(TraitType[Any, Any]):
+    """A trait that is a view of one setting: reading gives the effective value, assigning sets it."""
+
+    def __init__(self, spec: SettingSpec) -> None:
+        env = f" Env: {spec.env}." if spec.env else ""
+        super().__init__(default_value=spec.default, help=f"{spec.help[:1].upper()}{spec.help[1:]}.{env}")
+        self.spec = spec
+        self.info_text = f"a valid {spec.name}"
+
+    def get(self, obj: Any, cls: Any = None) -> Any:
+        try:
+            return config.get(self.spec.name)
+        except ConfigError:
+            return self.spec.default  # a bad environment value is reported when a request uses it
+
+    def set(self, obj: Any, value: Any) -> None:
+        try:
+            config.set(self.spec.name, value, source="%config")
+        except ConfigError as exc:
+            raise TraitError(str(exc)) from None
+
+    def from_string(self, s: str) -> Any:
+        return s  # the setting's own parser reads strings (command line, profile files)
+
+
+TRAITS: tuple[str, ...] = tuple(name for name, spec in SPECS.items() if not spec.secret)
 
 
 class Compass(Configurable):
     """Settings of compass_jupyter (Core42 Compass chat models). The API key is set with %compass key or COMPASS_API_KEY."""
 
-    model = Unicode(
-        SPECS["model"].default,
-        help="Default model id (or azure deployment id) when a cell gives no -m. Env: COMPASS_MODEL.",
-    ).tag(config=True)
-    base_url = Unicode(
-        SPECS["base_url"].default,
-        help="Server root, e.g. https://api.core42.ai. Env: COMPASS_BASE_URL.",
-    ).tag(config=True)
-    api_style = CaselessStrEnum(
-        ["openai", "azure"],
-        default_value=SPECS["api_style"].default,
-        help="openai: POST {base}/v1/chat/completions; azure: POST {base}/openai/deployments/{model}/chat/completions. "
-        "Env: COMPASS_API_STYLE.",
-    ).tag(config=True)
-    api_version = Unicode(
-        SPECS["api_version"].default,
-        help="The api-version query value of the azure style. Env: COMPASS_API_VERSION.",
-    ).tag(config=True)
-    strict = Bool(
-        SPECS["strict"].default,
-        help="Refuse (instead of warning about) parameters the documentation reserves for other models.",
-    ).tag(config=True)
-    max_retries = Int(
-        SPECS["max_retries"].default,
-        help="Retries of 429, 5xx, connection errors and timeouts (with backoff, honouring Retry-After).",
-    ).tag(config=True)
-    timeout = Float(
-        SPECS["timeout"].default,
-        help="Seconds to wait for the server before a timeout error.",
-    ).tag(config=True)
-    max_tool_rounds = Int(
-        SPECS["max_tool_rounds"].default,
-        help="Tool-call rounds (--tools) before the loop gives up.",
-    ).tag(config=True)
-    keep_raw = Bool(
-        SPECS["keep_raw"].default,
-        help="Keep every chunk the server sent on reply.raw (for debugging a server; costs memory). Env: COMPASS_KEEP_RAW.",
-    ).tag(config=True)
+    # One trait per setting, made from its spec (the class body's namespace is where
+    # traitlets looks for traits, so they are put there rather than written out by hand).
+    locals().update({name: _Setting(SPECS[name]).tag(config=True) for name in TRAITS})
 
-    # True while values are copied in from the settings, so that copying back is not a "%config" change.
-    _quiet = False
     _starting = False
 
     def __init__(self, **kwargs: Any) -> None:
@@ -85,48 +65,12 @@ class Compass(Configurable):
             super().__init__(**kwargs)
         finally:
             self._starting = False
-        self.refresh()
-
-    @validate(*TRAITS)
-    def _check(self, proposal: Any) -> Any:
-        name = proposal["trait"].name
-        try:
-            return SPECS[name].parse(name, proposal["value"])
-        except ConfigError as exc:
-            raise TraitError(str(exc)) from None
-
-    @observe(*TRAITS)
-    def _store(self, change: Any) -> None:
-        if not self._quiet:
-            config.set(change["name"], change["new"], source="%config")
 
     def _load_config(self, cfg: Any, section_names: Any = None, traits: Any = None) -> None:
         try:
             super()._load_config(cfg, section_names=section_names, traits=traits)
         except TraitError as exc:
-            if not getattr(self, "_starting", False):
+            if not self._starting:
                 raise  # %config Compass.x = bad: the user sees the error at once
             # A bad value in the profile (or an earlier failed %config) must not stop the extension loading.
             self.log.warning("Ignoring the Compass section of the IPython config: %s", exc)
-            return
-        # A value equal to the current one fires no change event, yet the user asked for it:
-        # record it so %compass config names %config as its source.
-        section = cfg.get(type(self).__name__) if hasattr(cfg, "get") else None
-        if section and not self._quiet:
-            for name in TRAITS:
-                if name in section:
-                    config.set(name, getattr(self, name), source="%config")
-
-    def refresh(self, *_: Any) -> None:
-        """Copy the effective settings into the traits without recording them as set here."""
-        self._quiet = True
-        try:
-            for name in TRAITS:
-                try:
-                    value = config.get(name)
-                    if getattr(self, name) != value:
-                        setattr(self, name, value)
-                except (ConfigError, TraitError):
-                    continue  # a bad environment value is reported when a request uses it
-        finally:
-            self._quiet = False
