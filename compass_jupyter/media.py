@@ -35,7 +35,7 @@ def _image_mime(head: bytes) -> str | None:
     return None
 
 
-def _audio_format(head: bytes, suffix: str) -> str | None:
+def _audio_format(head: bytes) -> str | None:
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         return "wav"
     if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
@@ -88,7 +88,7 @@ def audio_part(source: str | Path) -> dict[str, Any]:
             "(about a tenth of the size of wav): ffmpeg -i input.wav -t 600 -b:a 64k output.mp3."
         )
     data = path.read_bytes()
-    fmt = _audio_format(data[:16], path.suffix.lower())
+    fmt = _audio_format(data[:16])
     if fmt is None:
         raise ValidationError(
             f"{path.name!r} is not a wav or mp3 file (its first bytes say otherwise); Compass takes wav or mp3 audio input. "

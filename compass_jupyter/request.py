@@ -462,10 +462,10 @@ def _check_cross_field(fields: Mapping[str, Any], stream: bool) -> None:
             )
 
 
-def validate_fields(fields: Mapping[str, Any], *, stream: bool) -> list[str]:
+def validate_fields(fields: Mapping[str, Any], *, stream: bool) -> None:
     """Check request fields against the reference; raise ValidationError on the first broken rule.
 
-    ``None`` values are skipped (they are not sent). Returns soft notes; none yet.
+    ``None`` values are skipped (they are not sent).
     """
     present = {name: value for name, value in fields.items() if value is not None}
     for name in present:

@@ -512,10 +512,6 @@ class ToolRun:
     duration: float
     """Seconds spent, including argument checks."""
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
 
 def run_tool(
     functions: Mapping[str, Callable[..., Any]],

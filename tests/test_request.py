@@ -23,7 +23,12 @@ def refused(fields: dict, *, stream: bool = False) -> str:
 
 
 def accepted(fields: dict, *, stream: bool = False) -> None:
-    assert validate_fields(fields, stream=stream) == []
+    validate_fields(fields, stream=stream)
+    fields = dict(fields)
+    stream = fields.pop("stream", stream)  # a call control in build_body, not a field
+    body, _ = build_body(model="gpt-4o", messages=USER, stream=stream, fields=fields, strict=False)
+    sent = {name for name, value in fields.items() if value is not None}
+    assert sent <= set(body), f"accepted but not sent: {sorted(sent - set(body))}"
 
 
 # ---- numeric ranges: inside passes, outside is refused -------------------------------

@@ -10,7 +10,6 @@ one paragraph without a traceback.
 from __future__ import annotations
 
 import difflib
-import importlib
 import shlex
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -291,24 +290,14 @@ def _import(ctx: Context, args: list[str]) -> None:
 # -- features that live in their own modules ----------------------------------------------
 
 
-def _feature(module: str, what: str) -> Any:
-    try:
-        return importlib.import_module(f"compass_jupyter.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"compass_jupyter.{module}":
-            raise ConfigError(f"{what} is not part of this version of compass_jupyter.") from None
-        raise
-
-
 @_command("playground", "playground", "the widget playground on this kernel's session")
 def _playground(ctx: Context, args: list[str]) -> Any:
-    module = _feature("playground", "%compass playground")
-    if hasattr(module, "magic_command"):
-        return module.magic_command(args)
     _no_args("playground", args)
     from IPython.display import display as show_object
 
-    show_object(module.Playground())
+    from ..playground import Playground
+
+    show_object(Playground())
     return None
 
 
