@@ -1,39 +1,49 @@
-"""Python callables as Compass tools: schemas out, tool calls in.
+"""Python callables as Compass tools: a function's signature, hints and docstring -> its ``tools`` schema.
 
 :func:`tool_schema` describes a function in the ``tools`` format of the
 chat-completions API (a JSON Schema object built from its signature, type hints
-and docstring). :func:`run_tool` executes one call the model asked for and never
-raises for anything the model got wrong: a bad call becomes a :class:`ToolRun`
-whose ``content`` tells the model how to fix it, so the conversation can go on.
+and docstring); :func:`resolve_tools` turns a mix of callables and tool dicts
+into the schemas to send and the functions that can be run. A function that
+cannot be described is a :class:`~compass_jupyter.ToolError` before anything is
+sent. The type helpers here are shared with :mod:`.calls`, which converts the
+model's arguments back to those types.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections.abc
-import concurrent.futures
 import dataclasses
 import enum
 import inspect
 import json
 import re
-import time
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from copy import deepcopy
 from typing import Any
 
 import docstring_parser
 
-from ._exceptions import ToolError
+from .._exceptions import ToolError
 
-__all__ = ["ToolRun", "resolve_tools", "run_tool", "run_tool_calls", "tool_schema"]
+__all__ = [
+    "ARRAY_ORIGINS",
+    "KEY_QUALIFIERS",
+    "OBJECT_ORIGINS",
+    "Unsupported",
+    "class_hints",
+    "resolve_tools",
+    "short_repr",
+    "to_json",
+    "tool_schema",
+    "type_hints",
+]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HINT_FIX = "give it a type hint such as str/int/float/bool/Literal[...]/list[...]"
 _SCALARS: dict[type, str] = {str: "string", bool: "boolean", int: "integer", float: "number"}
-_ARRAY_ORIGINS = (
+ARRAY_ORIGINS = (
     list,
     set,
     frozenset,
@@ -44,13 +54,13 @@ _ARRAY_ORIGINS = (
     collections.abc.Collection,
     collections.abc.Iterable,
 )
-_OBJECT_ORIGINS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
+OBJECT_ORIGINS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
 # Wrappers a TypedDict key may carry; compared by name so that the
 # typing_extensions spellings (Python 3.10) are recognised too.
-_KEY_QUALIFIERS = {"Required", "NotRequired", "ReadOnly"}
+KEY_QUALIFIERS = {"Required", "NotRequired", "ReadOnly"}
 
 
-class _Unsupported(Exception):
+class Unsupported(Exception):
     """An annotation with no JSON Schema counterpart; the message says which."""
 
 
@@ -71,7 +81,7 @@ def tool_schema(func: Callable[..., Any]) -> dict[str, Any]:
             f"Tool {name!r} cannot be used: Python cannot read its signature ({exc}). "
             "Wrap it in a small `def` with named, type-hinted parameters and pass that instead."
         ) from exc
-    hints = _type_hints(func, name)
+    hints = type_hints(func, name)
     doc = _parse_doc(func)
     param_docs = _param_descriptions(doc)
 
@@ -141,7 +151,7 @@ def _tool_name(func: Callable[..., Any]) -> str:
     return name
 
 
-def _type_hints(func: Callable[..., Any], name: str) -> dict[str, Any]:
+def type_hints(func: Callable[..., Any], name: str) -> dict[str, Any]:
     if inspect.isclass(func):
         target: Any = func.__init__  # the parameters are __init__'s, not the class body's
     elif inspect.isfunction(func) or inspect.ismethod(func):
@@ -162,7 +172,7 @@ def _param_schema(name: str, param: inspect.Parameter, hints: Mapping[str, Any])
     if param.name in hints:
         try:
             return _schema_for(hints[param.name], ())
-        except _Unsupported as exc:
+        except Unsupported as exc:
             raise ToolError(
                 f"Tool {name!r} cannot be used: parameter {param.name!r} has the type "
                 f"{exc}, which has no JSON form the model can send. Change the hint: "
@@ -172,7 +182,7 @@ def _param_schema(name: str, param: inspect.Parameter, hints: Mapping[str, Any])
         return {}  # no hint: the model may send any JSON value
     try:
         return _schema_for(type(param.default), ())
-    except _Unsupported:
+    except Unsupported:
         return {}
 
 
@@ -196,7 +206,7 @@ def _schema_for(tp: Any, seen: tuple[type, ...]) -> dict[str, Any]:
         if notes:
             schema["description"] = " ".join(notes)
         return schema
-    if getattr(origin, "_name", None) in _KEY_QUALIFIERS:
+    if getattr(origin, "_name", None) in KEY_QUALIFIERS:
         return _schema_for(args[0], seen)
     if origin is typing.Literal:
         return _literal_schema(tp, args)
@@ -216,37 +226,37 @@ def _schema_for(tp: Any, seen: tuple[type, ...]) -> dict[str, Any]:
             "minItems": len(args),
             "maxItems": len(args),
         }
-    if origin in _ARRAY_ORIGINS:
+    if origin in ARRAY_ORIGINS:
         schema: dict[str, Any] = {"type": "array"}
         if args:
             schema["items"] = _schema_for(args[0], seen)
         if origin in (set, frozenset, collections.abc.Set, collections.abc.MutableSet):
             schema["uniqueItems"] = True
         return schema
-    if origin in _OBJECT_ORIGINS:
+    if origin in OBJECT_ORIGINS:
         if not args:
             return {"type": "object"}
         key, value = args
         if key is not str and key is not Any:
-            raise _Unsupported(f"{_type_name(tp)} (JSON object keys are always strings)")
+            raise Unsupported(f"{_type_name(tp)} (JSON object keys are always strings)")
         return {"type": "object", "additionalProperties": _schema_for(value, seen)}
 
     if isinstance(tp, type):
         if tp is tuple:
             return {"type": "array"}
-        if tp in (list, set, frozenset) or tp in _ARRAY_ORIGINS:
+        if tp in (list, set, frozenset) or tp in ARRAY_ORIGINS:
             return {"type": "array"}
-        if tp is dict or tp in _OBJECT_ORIGINS:
+        if tp is dict or tp in OBJECT_ORIGINS:
             return {"type": "object"}
         if issubclass(tp, enum.Enum):
             return _enum_schema(tp)
         if tp in seen:
-            raise _Unsupported(f"{tp.__name__} (it refers to itself)")
+            raise Unsupported(f"{tp.__name__} (it refers to itself)")
         if _is_typeddict(tp):
             return _typeddict_schema(tp, seen + (tp,))
         if dataclasses.is_dataclass(tp):
             return _dataclass_schema(tp, seen + (tp,))
-    raise _Unsupported(_type_name(tp))
+    raise Unsupported(_type_name(tp))
 
 
 def _type_name(tp: Any) -> str:
@@ -281,7 +291,7 @@ def _literal_schema(tp: Any, args: tuple[Any, ...]) -> dict[str, Any]:
     values = [a.value if isinstance(a, enum.Enum) else a for a in args]
     kind = _json_type(values)
     if kind is None:
-        raise _Unsupported(f"{_type_name(tp)} (Literal values must be str, int, float, bool or None)")
+        raise Unsupported(f"{_type_name(tp)} (Literal values must be str, int, float, bool or None)")
     return {"type": kind, "enum": values}
 
 
@@ -289,7 +299,7 @@ def _enum_schema(cls: type[enum.Enum]) -> dict[str, Any]:
     values = [member.value for member in cls]
     kind = _json_type(values)
     if kind is None:
-        raise _Unsupported(f"{cls.__qualname__} (its values must be str, int, float or bool)")
+        raise Unsupported(f"{cls.__qualname__} (its values must be str, int, float or bool)")
     schema: dict[str, Any] = {"type": kind, "enum": values}
     doc = cls.__doc__
     if doc and doc != enum.Enum.__doc__ and not doc.startswith("An enumeration"):
@@ -323,15 +333,15 @@ def _object_schema(
     return schema
 
 
-def _class_hints(cls: type) -> dict[str, Any]:
+def class_hints(cls: type) -> dict[str, Any]:
     try:
         return typing.get_type_hints(cls, include_extras=True)
     except Exception as exc:  # an unresolved string annotation in the class body
-        raise _Unsupported(f"{cls.__qualname__} (its field hints cannot be evaluated: {exc})") from None
+        raise Unsupported(f"{cls.__qualname__} (its field hints cannot be evaluated: {exc})") from None
 
 
 def _typeddict_schema(cls: type, seen: tuple[type, ...]) -> dict[str, Any]:
-    hints = _class_hints(cls)
+    hints = class_hints(cls)
     required = set(cls.__required_keys__)  # type: ignore[attr-defined]
     for key, hint in hints.items():
         qualifier = getattr(typing.get_origin(hint), "_name", None)
@@ -343,7 +353,7 @@ def _typeddict_schema(cls: type, seen: tuple[type, ...]) -> dict[str, Any]:
 
 
 def _dataclass_schema(cls: type, seen: tuple[type, ...]) -> dict[str, Any]:
-    hints = _class_hints(cls)
+    hints = class_hints(cls)
     fields = [f for f in dataclasses.fields(cls) if f.init]
     required = [
         f.name
@@ -365,7 +375,7 @@ _NO_DEFAULT = object()
 def _json_default(value: Any) -> Any:
     """``value`` as JSON for a ``default`` key, or _NO_DEFAULT when it has no JSON form."""
     try:
-        return json.loads(json.dumps(value, allow_nan=False, default=_to_json))
+        return json.loads(json.dumps(value, allow_nan=False, default=to_json))
     except (TypeError, ValueError):
         return _NO_DEFAULT
 
@@ -422,6 +432,21 @@ def _param_descriptions(doc: docstring_parser.Docstring | None) -> dict[str, str
 # ------------------------------------------------------------------------- resolving
 
 
+def to_json(value: Any) -> Any:
+    """JSON form of values json.dumps does not know but a tool may well return."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    model_dump = getattr(value, "model_dump", None)  # pydantic v2 models
+    if callable(model_dump):
+        return model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+
 def resolve_tools(
     items: Iterable[Callable[..., Any] | Mapping[str, Any]],
 ) -> tuple[list[dict[str, Any]], dict[str, Callable[..., Any]]]:
@@ -468,7 +493,7 @@ def _checked_tool_dict(item: Mapping[str, Any]) -> dict[str, Any]:
         tool = {"type": "function", "function": tool}
     if tool.get("type") != "function" or not isinstance(tool.get("function"), Mapping):
         raise ToolError(
-            f"Tool dict {_short(item)} is not in tool form: Compass supports only function tools. "
+            f"Tool dict {short_repr(item)} is not in tool form: Compass supports only function tools. "
             'Write it as {"type": "function", "function": {"name": ..., "description": ..., '
             '"parameters": {"type": "object", "properties": {...}}}}.'
         )
@@ -476,7 +501,7 @@ def _checked_tool_dict(item: Mapping[str, Any]) -> dict[str, Any]:
     name = function.get("name")
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ToolError(
-            f"Tool dict {_short(item)} has the name {name!r}; tool names are 1 to 64 characters "
+            f"Tool dict {short_repr(item)} has the name {name!r}; tool names are 1 to 64 characters "
             "of letters, digits, _ and -. Set function.name to such a name."
         )
     parameters = function.get("parameters")
@@ -491,258 +516,7 @@ def _checked_tool_dict(item: Mapping[str, Any]) -> dict[str, Any]:
     return tool
 
 
-def _short(value: Any, limit: int = 80) -> str:
+def short_repr(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
-
-# --------------------------------------------------------------------------- running
-
-
-@dataclasses.dataclass
-class ToolRun:
-    """The outcome of one tool call."""
-
-    result: Any
-    """The Python return value (None if the call failed)."""
-    content: str
-    """The ``content`` of the tool message sent back to the model."""
-    error: str | None
-    """``"ValueError: bad city"`` when the tool raised or the call was malformed."""
-    duration: float
-    """Seconds spent, including argument checks."""
-
-
-def run_tool(
-    functions: Mapping[str, Callable[..., Any]],
-    name: str,
-    arguments: Mapping[str, Any] | str | None,
-) -> ToolRun:
-    """Run the tool call ``name(arguments)``; any failure comes back as an error ToolRun."""
-    start = time.perf_counter()
-
-    def failed(message: str) -> ToolRun:
-        return ToolRun(
-            result=None,
-            content=json.dumps({"error": message}, ensure_ascii=False),
-            error=message,
-            duration=time.perf_counter() - start,
-        )
-
-    func = functions.get(name)
-    if func is None:
-        known = ", ".join(sorted(functions)) or "none"
-        return failed(
-            f"There is no runnable tool named {name!r}. Tools that can be called: {known}. "
-            "Call one of these by its exact name."
-        )
-    try:
-        kwargs = _call_arguments(func, name, arguments)
-    except _BadCall as exc:
-        return failed(str(exc))
-
-    try:
-        result = func(**kwargs)
-        if inspect.isawaitable(result):
-            result = _wait_for(result)
-    except Exception as exc:  # the tool's own failure is news for the model, not a crash
-        return failed(f"{type(exc).__name__}: {exc}")
-    return ToolRun(
-        result=result, content=_content(result), error=None, duration=time.perf_counter() - start
-    )
-
-
-def run_tool_calls(
-    functions: Mapping[str, Callable[..., Any]],
-    calls: Sequence[tuple[str, str, Mapping[str, Any] | str | None]],
-) -> list[ToolRun]:
-    """Run ``(id, name, arguments)`` calls one after another, in the order given.
-
-    Sequential on purpose: tools may touch the notebook's state, and the
-    results must line up with the calls for the tool messages.
-    """
-    return [run_tool(functions, name, arguments) for _call_id, name, arguments in calls]
-
-
-class _BadCall(Exception):
-    """Arguments the model must fix; the message is written for the model."""
-
-
-def _call_arguments(
-    func: Callable[..., Any], name: str, arguments: Mapping[str, Any] | str | None
-) -> dict[str, Any]:
-    if arguments is None:
-        args: Any = {}
-    elif isinstance(arguments, (str, bytes)):
-        text = arguments.decode() if isinstance(arguments, bytes) else arguments
-        if not text.strip():
-            args = {}  # some models send "" for a call without arguments
-        else:
-            try:
-                args = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise _BadCall(
-                    f"The arguments for {name!r} are not valid JSON ({exc.msg} at position "
-                    f"{exc.pos}): {_short(text, 200)}. Send the arguments as one JSON object, "
-                    'e.g. {"city": "Paris"}.'
-                ) from None
-    else:
-        args = arguments
-    if not isinstance(args, Mapping):
-        raise _BadCall(
-            f"The arguments for {name!r} must be a JSON object of named parameters, "
-            f"not {type(args).__name__} {_short(args)}."
-        )
-    args = dict(args)
-
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):
-        return args  # nothing to check against; let the call itself decide
-    params = signature.parameters
-    accepts_extra = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    named = {
-        p.name: p
-        for p in params.values()
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    }
-    missing = [
-        p.name
-        for p in named.values()
-        if p.default is inspect.Parameter.empty and p.name not in args
-    ]
-    unexpected = [] if accepts_extra else [k for k in args if k not in named]
-    if missing or unexpected:
-        problems = []
-        if missing:
-            problems.append("missing required " + ", ".join(repr(m) for m in missing))
-        if unexpected:
-            problems.append("unexpected " + ", ".join(repr(u) for u in unexpected))
-        takes = ", ".join(
-            p if named[p].default is inspect.Parameter.empty else f"{p} (optional)" for p in named
-        )
-        raise _BadCall(
-            f"Wrong arguments for {name!r}: {'; '.join(problems)}. "
-            f"It takes: {takes or 'no arguments'}. Call it again with exactly these names."
-        )
-
-    hints = _hints_or_empty(func)
-    for key, value in args.items():
-        if key in hints:
-            try:
-                args[key] = _convert(value, hints[key])
-            except _BadCall as exc:
-                raise _BadCall(f"Argument {key!r} of {name!r}: {exc}") from None
-    return args
-
-
-def _hints_or_empty(func: Callable[..., Any]) -> dict[str, Any]:
-    try:
-        return _type_hints(func, getattr(func, "__name__", "?"))
-    except ToolError:
-        return {}
-
-
-def _convert(value: Any, tp: Any) -> Any:
-    """Give ``value`` the Python type its hint names where JSON cannot carry it.
-
-    Only forms JSON has no way to express are converted (Enum members, dataclass
-    instances, tuples and sets); scalars stay exactly as the model sent them.
-    """
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is typing.Annotated or getattr(origin, "_name", None) in _KEY_QUALIFIERS:
-        return _convert(value, args[0])
-    if value is None:
-        return None
-    if origin is typing.Union or origin is types.UnionType:
-        for option in args:
-            if option is type(None):
-                continue
-            try:
-                return _convert(value, option)
-            except _BadCall:
-                continue
-        return value
-    if origin is typing.Literal:
-        for arg in args:
-            if isinstance(arg, enum.Enum) and arg.value == value:
-                return arg
-        return value
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        if isinstance(value, tp):
-            return value
-        try:
-            return tp(value)
-        except ValueError:
-            allowed = ", ".join(json.dumps(m.value) for m in tp)
-            raise _BadCall(
-                f"{json.dumps(value, default=repr)} is not one of the allowed values: {allowed}."
-            ) from None
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
-        try:
-            hints = _class_hints(tp)
-        except _Unsupported:
-            hints = {}
-        try:
-            return tp(**{k: _convert(v, hints.get(k, Any)) for k, v in value.items()})
-        except TypeError as exc:
-            raise _BadCall(f"{exc}.") from None
-    if isinstance(value, list):
-        if origin is tuple:
-            if len(args) == 2 and args[1] is Ellipsis:
-                return tuple(_convert(v, args[0]) for v in value)
-            if args and len(args) == len(value):
-                return tuple(_convert(v, a) for v, a in zip(value, args))
-            return tuple(value)
-        if tp is tuple:
-            return tuple(value)
-        if origin in _ARRAY_ORIGINS and args:
-            items = [_convert(v, args[0]) for v in value]
-            if origin in (set, frozenset, collections.abc.Set, collections.abc.MutableSet):
-                return (frozenset if origin is frozenset else set)(items)
-            return items
-        if tp in (set, frozenset):
-            return tp(value)
-    if isinstance(value, dict) and origin in _OBJECT_ORIGINS and len(args) == 2:
-        return {k: _convert(v, args[1]) for k, v in value.items()}
-    return value
-
-
-def _wait_for(awaitable: Any) -> Any:
-    async def finish() -> Any:
-        return await awaitable
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(finish())
-    # A loop already runs in this thread (ipykernel runs every cell inside one),
-    # and a running loop cannot be re-entered to wait on the coroutine. A
-    # short-lived thread gives it a loop of its own. The price: the coroutine must
-    # not use objects bound to the kernel's loop (e.g. an AsyncClient made there).
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, finish()).result()
-
-
-def _content(result: Any) -> str:
-    if isinstance(result, str):
-        return result
-    try:
-        return json.dumps(result, ensure_ascii=False, allow_nan=False, default=_to_json)
-    except (TypeError, ValueError):
-        return repr(result)
-
-
-def _to_json(value: Any) -> Any:
-    """JSON form of values json.dumps does not know but a tool may well return."""
-    if isinstance(value, enum.Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, (set, frozenset)):
-        return list(value)
-    model_dump = getattr(value, "model_dump", None)  # pydantic v2 models
-    if callable(model_dump):
-        return model_dump(mode="json")
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
