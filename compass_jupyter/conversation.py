@@ -86,16 +86,18 @@ class Turn:
 
         def number(name: str) -> float | None:
             value = data.get(name)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            return float(value) if ok else None
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                return float(value)
+            return None
 
         def count(value: Any) -> int | None:
             return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
         usage = data.get("usage")
+        counts: dict[str, Any] = {k: count(usage.get(k)) for k in _USAGE_COUNTS} if isinstance(usage, dict) else {}
         return cls(
             model=text("model"),
-            usage=Usage(**{k: count(usage.get(k)) for k in _USAGE_COUNTS}) if isinstance(usage, dict) else None,
+            usage=Usage(**counts) if isinstance(usage, dict) else None,
             ttft=number("ttft"),
             total=number("total"),
             tokens_per_s=number("tokens_per_s"),

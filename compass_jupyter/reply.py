@@ -32,8 +32,8 @@ class _Joined(Generic[_Piece]):
     """
 
     def __init__(self, default: _Piece | None, empty: _Piece) -> None:
-        self.default = default
-        self.empty = empty
+        self.default: _Piece | None = default
+        self.empty: _Piece = empty
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.slot = f"_{name}_pieces"

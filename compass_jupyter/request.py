@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NoReturn
 
 from . import catalog
 from ._exceptions import ValidationError
@@ -65,7 +65,7 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     raise ValidationError(message)
 
 
@@ -450,7 +450,7 @@ def _check_cross_field(fields: Mapping[str, Any], stream: bool) -> None:
     modalities = fields.get("modalities") or ()
     if "audio" in modalities:
         audio = fields.get("audio")
-        if audio is None:
+        if not isinstance(audio, Mapping):
             _fail(
                 "modalities includes 'audio', which needs audio={'voice': ..., 'format': ...}. "
                 "Add e.g. audio={'voice': 'alloy', 'format': 'wav'} (--voice alloy --audio-format wav)."
@@ -485,7 +485,6 @@ def validate_fields(fields: Mapping[str, Any], *, stream: bool) -> None:
         elif name == "messages":
             validate_messages(value)
     _check_cross_field(present, stream)
-    return []
 
 
 def _check_content_part(where: str, part: Any) -> None:

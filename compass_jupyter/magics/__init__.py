@@ -24,14 +24,14 @@ class CompassMagics(Magics):
 
     # The option line may hold JSON ({"type": ...}) that IPython's own {var}/$var expansion would mangle.
     @no_var_expand
-    @cell_magic("compass")
+    @cell_magic("compass")  # type: ignore[arg-type]  # IPython's decorators are typed for its own classes
     def compass_cell(self, line: str, cell: str) -> None:
         """Send the cell to a Compass model. ``%%compass --help`` lists the options."""
         from .cell import run
 
         run(self.shell, line, cell)
 
-    @line_magic("compass")
+    @line_magic("compass")  # type: ignore[arg-type]
     def compass_line(self, line: str) -> Any:
         """``%compass key|config|set|models|history|reset|usage|export|import|...``; ``%compass help`` lists them."""
         from .commands import Context, run

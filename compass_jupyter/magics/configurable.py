@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from traitlets import TraitError, TraitType
-from traitlets.config import Configurable
+from traitlets.config import LoggingConfigurable
 
 from .._exceptions import ConfigError
 from ..settings import SPECS, SettingSpec, config
@@ -50,7 +50,7 @@ class _Setting(TraitType[Any, Any]):
 TRAITS: tuple[str, ...] = tuple(name for name, spec in SPECS.items() if not spec.secret)
 
 
-class Compass(Configurable):
+class Compass(LoggingConfigurable):
     """Settings of compass_jupyter (Core42 Compass chat models). The API key is set with %compass key or COMPASS_API_KEY."""
 
     # One trait per setting, made from its spec (the class body's namespace is where

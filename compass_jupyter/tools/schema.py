@@ -201,11 +201,11 @@ def _schema_for(tp: Any, seen: tuple[type, ...]) -> dict[str, Any]:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is typing.Annotated:
-        schema = _schema_for(args[0], seen)
+        annotated = _schema_for(args[0], seen)
         notes = [m.strip() for m in args[1:] if isinstance(m, str) and m.strip()]
         if notes:
-            schema["description"] = " ".join(notes)
-        return schema
+            annotated["description"] = " ".join(notes)
+        return annotated
     if getattr(origin, "_name", None) in KEY_QUALIFIERS:
         return _schema_for(args[0], seen)
     if origin is typing.Literal:
