@@ -1,7 +1,9 @@
 """Options -> a validated chat-completions request body, before anything is sent.
 
 Every rule here is one the Compass reference states (a range, a type, a shape, a
-field that needs another). A broken rule raises :class:`ValidationError` naming the
+field that needs another). The simple ones (a number's range, a choice's words)
+are read from the fields table (:mod:`compass_jupyter.fields`); this module
+holds the rules of the fields whose shape is richer. A broken rule raises :class:`ValidationError` naming the
 field, what it got, what is allowed and how to fix it, so a typo costs no request.
 Every value must also be strict JSON (no NaN, no sets, not nested over 64 deep):
 :func:`compass_jupyter.jsonsafe.check_json` runs first.
@@ -18,28 +20,13 @@ from typing import Any, Callable, Mapping, NoReturn
 
 from . import catalog
 from ._exceptions import ValidationError
+from .fields import FIELDS, REASONING_EFFORTS  # noqa: F401  (also imported from here by the playground)
 from .jsonsafe import check_json
 
-__all__ = ["DOCUMENTED_FIELDS", "MESSAGE_ROLES", "build_body", "validate_fields", "validate_messages"]
-
-DOCUMENTED_FIELDS: frozenset[str] = frozenset(
-    {
-        "model", "messages", "audio", "modalities", "temperature", "top_p", "n", "stream",
-        "stream_options", "stop", "max_tokens", "max_completion_tokens", "presence_penalty",
-        "frequency_penalty",
-        "repitition_penalty",  # sic: the API's spelling
-        "logit_bias", "logprobs", "top_logprobs", "user", "safety_identifier",
-        "prompt_cache_key", "store", "service_tier", "top_k", "do_sample", "max_seconds",
-        "num_beams", "ts", "tools", "tool_choice", "verbosity", "safe_prompt",
-        "reasoning_effort", "random_seed", "thinking", "thinking_budget", "documents",
-        "citation_options", "response_format", "min_p", "parallel_tool_calls",
-    }
-)  # fmt: skip
+__all__ = ["MESSAGE_ROLES", "build_body", "validate_fields", "validate_messages"]
 
 MESSAGE_ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool", "developer")
 INPUT_AUDIO_FORMATS: tuple[str, ...] = ("wav", "mp3")
-REASONING_EFFORTS: tuple[str, ...] = ("minimal", "low", "medium", "high")
-VERBOSITIES: tuple[str, ...] = ("low", "medium", "high")
 TOOL_CHOICES: tuple[str, ...] = ("none", "auto", "required")
 CITATION_MODES: tuple[str, ...] = ("FAST", "ACCURATE", "OFF")
 RESPONSE_FORMATS: tuple[str, ...] = ("text", "json_object", "json_schema")
@@ -47,7 +34,6 @@ MAX_STOP_SEQUENCES = 4
 MIN_THINKING_BUDGET = 1024
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TOKEN_ID = re.compile(r"^[0-9]+$")
-_INT32 = (-(2**31), 2**31 - 1)
 
 # Set through their own arguments of build_body, never through ``fields``.
 _OWN_ARGUMENTS = {
@@ -77,52 +63,9 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _range_text(low: float | None, high: float | None) -> str:
-    if low is not None and high is not None:
-        return f"between {low:g} and {high:g}"
-    if low is not None:
-        return f"at least {low:g}"
-    if high is not None:
-        return f"at most {high:g}"
-    return "any value"
-
-
-# name -> (low, high, example); None means no documented bound.
-_NUMBERS: dict[str, tuple[float | None, float | None, float]] = {
-    "temperature": (0, 2, 0.7),
-    "top_p": (0, 1, 0.9),
-    "presence_penalty": (-2, 2, 0.5),
-    "frequency_penalty": (-2, 2, 0.5),
-    "min_p": (0, 1, 0.05),
-    "repitition_penalty": (None, None, 1.1),
-}
-
-_INTEGERS: dict[str, tuple[int | None, int | None, int]] = {
-    "n": (1, 128, 1),
-    "max_tokens": (1, None, 256),
-    "max_completion_tokens": (1, None, 256),
-    "top_logprobs": (0, 20, 5),
-    "top_k": (0, None, 40),
-    "num_beams": (1, None, 4),
-    "random_seed": (None, None, 7),
-    "max_seconds": (*_INT32, 60),
-    "thinking_budget": (1, None, 1024),
-}
-
-_BOOLEANS = ("stream", "store", "do_sample", "safe_prompt", "logprobs", "parallel_tool_calls")
-_STRINGS: dict[str, str] = {
-    "user": "user-1234",
-    "safety_identifier": "hashed-user-id",
-    "prompt_cache_key": "my-app-v1",
-    "service_tier": "default",
-    "ts": "2024-03-18T05:40:18.264Z",
-}
-_CHOICES: dict[str, tuple[str, ...]] = {"reasoning_effort": REASONING_EFFORTS, "verbosity": VERBOSITIES}
-
-
 def _check_number(name: str, value: Any) -> None:
-    low, high, example = _NUMBERS[name]
-    allowed = _range_text(low, high)
+    row = FIELDS[name]
+    low, high, example, allowed = row.low, row.high, row.example, row.range_text
     if not _is_number(value) or not math.isfinite(value):
         _fail(f"{name} must be a number {allowed} (got {_show(value)}). Use e.g. {name}={example:g}.")
     if (low is not None and value < low) or (high is not None and value > high):
@@ -130,8 +73,8 @@ def _check_number(name: str, value: Any) -> None:
 
 
 def _check_integer(name: str, value: Any) -> None:
-    low, high, example = _INTEGERS[name]
-    allowed = _range_text(low, high)
+    row = FIELDS[name]
+    low, high, example, allowed = row.low, row.high, row.example, row.range_text
     if not _is_int(value):
         _fail(f"{name} must be a whole number {allowed} (got {_show(value)}). Use e.g. {name}={example}.")
     if (low is not None and value < low) or (high is not None and value > high):
@@ -145,13 +88,13 @@ def _check_boolean(name: str, value: Any) -> None:
 
 def _check_string(name: str, value: Any) -> None:
     if not isinstance(value, str):
-        _fail(f"{name} must be a string (got {_show(value)}). Use e.g. {name}={_STRINGS[name]!r}.")
+        _fail(f"{name} must be a string (got {_show(value)}). Use e.g. {name}={FIELDS[name].example!r}.")
 
 
 def _check_choice(name: str, value: Any) -> None:
-    allowed = _CHOICES[name]
-    if value not in allowed:
-        _fail(f"{name} must be one of {', '.join(allowed)} (got {_show(value)}). Use e.g. {name}={allowed[1]!r}.")
+    row = FIELDS[name]
+    if value not in row.choices:
+        _fail(f"{name} must be {row.range_text} (got {_show(value)}). Use e.g. {name}={row.example!r}.")
 
 
 def _check_logit_bias(name: str, value: Any) -> None:
@@ -395,12 +338,12 @@ _HINTS: dict[str, str] = {
 def _suggest_fields(name: str) -> list[str]:
     alias = _ALIASES.get(name.lower())
     candidates = [alias] if alias else []
-    for field in difflib.get_close_matches(name.lower(), sorted(DOCUMENTED_FIELDS), n=3, cutoff=0.6):
+    for field in difflib.get_close_matches(name.lower(), sorted(FIELDS), n=3, cutoff=0.6):
         if field not in candidates:
             candidates.append(field)
     # A word of the field's name ("seed" in random_seed) is as good a clue as spelling.
     words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if len(w) >= 3]
-    for field in sorted(DOCUMENTED_FIELDS):
+    for field in sorted(FIELDS):
         if field not in candidates and any(w in field.split("_") for w in words):
             candidates.append(field)
     return candidates[:3]
@@ -421,12 +364,16 @@ def _check_unknown(name: str) -> None:
     )
 
 
+# The rule of each kind of row in the fields table; json rows have rules of their own below.
+_BY_KIND: dict[str, Callable[[str, Any], None]] = {
+    "number": _check_number,
+    "integer": _check_integer,
+    "boolean": _check_boolean,
+    "string": _check_string,
+    "choice": _check_choice,
+}
+
 _SIMPLE: dict[str, Callable[[str, Any], None]] = {
-    **{name: _check_number for name in _NUMBERS},
-    **{name: _check_integer for name in _INTEGERS},
-    **{name: _check_boolean for name in _BOOLEANS},
-    **{name: _check_string for name in _STRINGS},
-    **{name: _check_choice for name in _CHOICES},
     "logit_bias": _check_logit_bias,
     "stop": _check_stop,
     "tools": _check_tools,
@@ -469,13 +416,14 @@ def validate_fields(fields: Mapping[str, Any], *, stream: bool) -> None:
     """
     present = {name: value for name, value in fields.items() if value is not None}
     for name in present:
-        if name not in DOCUMENTED_FIELDS:
+        if name not in FIELDS:
             _check_unknown(name)
     if isinstance(present.get("stream"), bool):
         stream = present["stream"]
     for name, value in present.items():
-        if name in _SIMPLE:
-            _SIMPLE[name](name, value)
+        rule = _SIMPLE.get(name) or _BY_KIND.get(FIELDS[name].kind)
+        if rule is not None:
+            rule(name, value)
         elif name == "tool_choice":
             _check_tool_choice(name, value, present)
         elif name == "thinking":

@@ -22,24 +22,17 @@ import json
 import shlex
 from typing import Any, Mapping, Sequence
 
+from .fields import flagged
+
 __all__ = ["magic_cell", "magic_cells", "python_snippet", "system_cell", "escape_stop", "parse_stop", "stop_text"]
 
-# request field -> the %%compass option that sets it, by the type the option parses
-_FLOAT_OPTIONS: dict[str, str] = {
-    "temperature": "-t",
-    "top_p": "--top-p",
-    "min_p": "--min-p",
-    "presence_penalty": "--presence-penalty",
-    "frequency_penalty": "--frequency-penalty",
+# What a value must be for a field's own %%compass option to carry it (the option parses by kind);
+# anything else goes by --param, which keeps the type.
+_FITS: dict[str, Any] = {
+    "number": lambda v: _is_number(v),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "choice": lambda v: isinstance(v, str) and _fits(v),
 }
-_INT_OPTIONS: dict[str, str] = {
-    "top_k": "--top-k",
-    "max_tokens": "--max-tokens",
-    "max_completion_tokens": "--max-completion-tokens",
-    "n": "-n",
-    "random_seed": "--seed",
-}
-_STR_OPTIONS: dict[str, str] = {"reasoning_effort": "--reasoning-effort", "verbosity": "--verbosity"}
 # Short options whose value could start with "-" need their long spelling for the "=" form.
 _LONG = {"-t": "--temperature", "-s": "--system", "-m": "--model"}
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
@@ -116,18 +109,13 @@ def _options(fields: Mapping[str, Any]) -> list[str]:
     rest = {k: v for k, v in fields.items() if v is not None}
     words: list[str] = []
 
-    typed = (
-        (_FLOAT_OPTIONS, _is_number),
-        (_INT_OPTIONS, lambda v: isinstance(v, int) and not isinstance(v, bool)),
-        (_STR_OPTIONS, lambda v: isinstance(v, str) and _fits(v)),
-    )
-    for options, fits in typed:
-        for name, flag in options.items():
-            value = rest.get(name)
-            # A value the option would parse differently (a float for an int option) goes by --param.
-            if value is not None and fits(value):
-                words.append(_option(flag, _text(value)))
-                del rest[name]
+    for row in flagged():
+        value = rest.get(row.name)
+        fits = _FITS.get(row.kind)
+        # A value the option would parse differently (a float for an int option) goes by --param.
+        if value is not None and fits is not None and fits(value):
+            words.append(_option(row.short or row.flag or "", _text(value)))
+            del rest[row.name]
 
     stop = rest.get("stop")
     if (

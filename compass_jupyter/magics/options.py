@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .._exceptions import ValidationError
+from .. import fields
 from ..jsonsafe import MAX_JSON_DEPTH, check_json
 
 __all__ = ["CellOptions", "FORMATS", "parse", "parser", "usage"]
@@ -55,6 +56,7 @@ def _typed(kind: type, what: str, example: str) -> Any:
 
 _NUMBER = _typed(float, "a number", "0.7")
 _INT = _typed(int, "a whole number", "3")
+_BY_KIND: dict[str, tuple[Any, str]] = {"number": (_NUMBER, "X"), "integer": (_INT, "N"), "choice": (str, "L")}
 
 
 def _build_parser() -> _Parser:
@@ -68,22 +70,17 @@ def _build_parser() -> _Parser:
     p.add_argument("-h", "--help", action="store_true", help="show this help and send nothing")
     p.add_argument("-m", "--model", metavar="M", help="model id; a comma list (-m a,b,c) compares the models side by side")
     p.add_argument("-s", "--system", metavar="TEXT", help="the conversation's system message (replaces the previous one)")
-    p.add_argument("-t", "--temperature", type=_NUMBER, metavar="X", help="temperature (0..2)")
-    p.add_argument("--top-p", type=_NUMBER, metavar="X", help="top_p (0..1)")
-    p.add_argument("--top-k", type=_INT, metavar="N", help="top_k")
-    p.add_argument("--min-p", type=_NUMBER, metavar="X", help="min_p (0..1)")
-    p.add_argument("--max-tokens", type=_INT, metavar="N", help="max_tokens")
-    p.add_argument("--max-completion-tokens", type=_INT, metavar="N", help="max_completion_tokens")
-    p.add_argument("--presence-penalty", type=_NUMBER, metavar="X", help="presence_penalty (-2..2)")
-    p.add_argument("--frequency-penalty", type=_NUMBER, metavar="X", help="frequency_penalty (-2..2)")
+    # One option per request field the fields table gives a flag, typed by the field's kind.
+    for row in fields.flagged():
+        names = [row.short, row.flag] if row.short else [row.flag]
+        convert, metavar = _BY_KIND.get(row.kind, (str, "V"))
+        p.add_argument(*names, dest=row.name, type=convert, metavar=metavar, help=row.option_help)
     p.add_argument(
         "--stop",
         action="append",
         metavar="S",
         help=r"a stop sequence (repeatable, at most 4); write \n and \t for newline and tab, quoted: --stop '\n\n'",
     )
-    p.add_argument("-n", type=_INT, dest="n", metavar="N", help="number of choices; every choice is shown")
-    p.add_argument("--seed", type=_INT, metavar="N", help="random_seed")
     p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None, help="stream the reply (default: on)")
     p.add_argument("--logprobs", type=_INT, metavar="K", help="logprobs with the top K alternatives (0..20), shown as a table")
     p.add_argument("--json", action="store_true", help='response_format {"type": "json_object"}; the reply is shown as JSON')
@@ -93,8 +90,6 @@ def _build_parser() -> _Parser:
     p.add_argument("--audio", metavar="PATH", help="attach a wav or mp3 file as input audio (up to 25 MiB)")
     p.add_argument("--voice", metavar="V", help="ask for a spoken reply in this voice (e.g. alloy)")
     p.add_argument("--audio-format", metavar="F", help="format of the spoken reply (wav, mp3, flac, opus, pcm16; streaming needs pcm16)")
-    p.add_argument("--reasoning-effort", metavar="L", help="reasoning_effort (minimal, low, medium, high)")
-    p.add_argument("--verbosity", metavar="L", help="verbosity (low, medium, high)")
     p.add_argument("--name", metavar="NAME", help="messages[].name of this user turn")
     p.add_argument("--documents", metavar="VAR", help="documents: a list (of strings or {'data': ...} dicts) in the notebook; Cohere Command R cites them")
     p.add_argument("--schema", metavar="VAR", help="response_format json_schema from a dict in the notebook (a JSON Schema, or {'name', 'schema'}); the reply is shown parsed")
@@ -112,14 +107,15 @@ def _build_parser() -> _Parser:
     return p
 
 
-_PARSER: _Parser | None = None
+_PARSER: tuple[int, _Parser] | None = None
 
 
 def parser() -> _Parser:
+    """The option parser, built once (again only if the fields table changed)."""
     global _PARSER
-    if _PARSER is None:
-        _PARSER = _build_parser()
-    return _PARSER
+    if _PARSER is None or _PARSER[0] != fields.version():
+        _PARSER = (fields.version(), _build_parser())
+    return _PARSER[1]
 
 
 def usage() -> str:
@@ -327,55 +323,42 @@ def parse(line: str, namespace: Mapping[str, Any] | None = None) -> CellOptions:
         return options
 
     options.models = _models(args.model)
-    fields: dict[str, Any] = {}
-    by_option = {
-        "temperature": args.temperature,
-        "top_p": args.top_p,
-        "top_k": args.top_k,
-        "min_p": args.min_p,
-        "max_tokens": args.max_tokens,
-        "max_completion_tokens": args.max_completion_tokens,
-        "presence_penalty": args.presence_penalty,
-        "frequency_penalty": args.frequency_penalty,
-        "n": args.n,
-        "random_seed": args.seed,
-        "reasoning_effort": args.reasoning_effort,
-        "verbosity": args.verbosity,
-    }
-    fields.update({k: v for k, v in by_option.items() if v is not None})
+    request: dict[str, Any] = {}
+    by_option = {row.name: getattr(args, row.name) for row in fields.flagged()}
+    request.update({k: v for k, v in by_option.items() if v is not None})
     if args.stop:
-        fields["stop"] = [_unescape(s) for s in args.stop]
+        request["stop"] = [_unescape(s) for s in args.stop]
     if args.logprobs is not None:
-        fields["logprobs"] = True
-        fields["top_logprobs"] = args.logprobs
+        request["logprobs"] = True
+        request["top_logprobs"] = args.logprobs
     if args.json and args.schema is not None:
         raise ValidationError("--json and --schema both set response_format; keep one (--schema also asks for JSON).")
     if args.json:
-        fields["response_format"] = {"type": "json_object"}
+        request["response_format"] = {"type": "json_object"}
     if args.schema is not None:
-        fields["response_format"] = _schema_format(_variable(args.schema, namespace, "--schema"), args.schema)
+        request["response_format"] = _schema_format(_variable(args.schema, namespace, "--schema"), args.schema)
     if args.documents is not None:
-        fields["documents"] = _variable(args.documents, namespace, "--documents")
+        request["documents"] = _variable(args.documents, namespace, "--documents")
     if args.tool_choice is not None:
-        fields["tool_choice"] = _tool_choice(args.tool_choice)
+        request["tool_choice"] = _tool_choice(args.tool_choice)
     stream = True if args.stream is None else bool(args.stream)
     if args.voice is not None or args.audio_format is not None:
-        fields["modalities"] = ["text", "audio"]
+        request["modalities"] = ["text", "audio"]
         # A stream can only carry pcm16; asking for another format while streaming is the request's error to explain.
         fmt = args.audio_format or ("pcm16" if stream else "wav")
-        fields["audio"] = {"voice": args.voice or "alloy", "format": fmt}
+        request["audio"] = {"voice": args.voice or "alloy", "format": fmt}
 
     for raw in args.param or []:
         key, value = _param(raw, namespace)
         if key in _NOT_PARAMS:
             raise ValidationError(f"--param cannot set {key!r}: use {_NOT_PARAMS[key]} instead.")
-        if key in fields or (key == "tools" and args.tools is not None):
+        if key in request or (key == "tools" and args.tools is not None):
             raise ValidationError(
                 f"{key} is given twice: by --param and by its own option (or another --param). Keep one of them."
             )
-        fields[key] = value
+        request[key] = value
 
-    kwargs: dict[str, Any] = {"stream": stream, **fields}
+    kwargs: dict[str, Any] = {"stream": stream, **request}
     if len(options.models) == 1:
         kwargs["model"] = options.models[0]
     if args.system is not None:
@@ -396,7 +379,7 @@ def parse(line: str, namespace: Mapping[str, Any] | None = None) -> CellOptions:
     if args.out is not None and (not args.out.isidentifier() or keyword.iskeyword(args.out)):
         raise ValidationError(f"-o/--out needs a Python variable name (got {args.out!r}), e.g. -o answer.")
     options.kwargs = kwargs
-    options.fields = fields
+    options.fields = request
     options.out = args.out
     options.fmt = args.format or ("json" if args.json or args.schema is not None else "markdown")
     options.pick = _pick(args.pick, options.models)
