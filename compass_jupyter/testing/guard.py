@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from email.message import Message
 from typing import Any
 
+from .common import error_body
+
 __all__ = [
     "ExposedServerWarning",
     "control_refusal",
@@ -132,4 +134,4 @@ def control_refusal(
 
 
 def _refusal(message: str, code: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
+    return error_body(message, code=code)

@@ -62,8 +62,9 @@ class Scenario:
 
     Stream shape (all valid SSE that naive parsers get wrong)
         ``delay``: seconds between chunks for this request (overrides the
-        server's; a non-streamed reply waits as long as its stream would take). ``crlf``: CRLF line endings. ``no_space``: ``data:{...}``
-        without the space. ``keepalive``: ``: keep-alive`` comment lines
+        server's; a non-streamed reply waits as long as its stream would take).
+        ``crlf``: CRLF line endings. ``no_space``: ``data:{...}`` without the
+        space. ``keepalive``: ``: keep-alive`` comment lines
         between events. ``split_utf8``: every event that contains a multi-byte
         UTF-8 character is written in two network writes split inside that
         character; an all-ASCII reply text gets `` (café ☕)`` appended so
