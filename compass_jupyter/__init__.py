@@ -41,7 +41,7 @@ _EXPORTS = {
     "session": ".conversation",
     "chat": ".conversation",
     "config": ".settings",
-    "local": ".local_route",
+    "local": ".local_model",
     "Playground": ".playground",
 }
 
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from .settings import config
     from .reply import Audio, Choice, Latency, Reply, TokenLogprob, ToolCall, Usage
     from .conversation import Session, chat, session
+    from .local_model import local
 
 
 def __getattr__(name: str) -> Any:

@@ -1,133 +1,53 @@
 """The HTTP client: routes, the api-key header, retries, timeouts, and the error boundary.
 
-Every transport error and every error status is translated here, once, into the
-exceptions of :mod:`compass_jupyter._exceptions`. Responses are read inside
-``with ...stream(...)`` blocks so connections always close, also on Ctrl-C.
+Every transport error and every error status is translated, once, into the
+exceptions of :mod:`compass_jupyter._exceptions` (the messages are in
+:mod:`compass_jupyter.http_errors`). Responses are read inside ``with
+...stream(...)`` blocks so connections always close, also on Ctrl-C. The retry
+loop's decisions live in one place, :class:`_Call`, for ``chat`` and ``achat``
+alike; each server's request shape is the client's :class:`~compass_jupyter.dialect.Dialect`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import random
 import time
 import warnings as _warnings
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import httpx
 
-from . import catalog
 from ._exceptions import (
-    APIConnectionError,
     APIError,
-    APITimeoutError,
-    AuthenticationError,
     BadRequestError,
     CompassError,
     CompassWarning,
-    NotFoundError,
-    RateLimitError,
-    ServerError,
     StreamError,
 )
+from .dialect import Dialect
+from .http_errors import (
+    Failure,
+    gave_up,
+    server_message,
+    status_failure,
+    transport_failure,
+)
 from .keyguard import LONG_KEY, scrub, scrub_value
-from .settings import config, mask_key, redact, redact_value
 from .reply import Reply
 from .request import build_body
+from .settings import config, mask_key, redact, redact_value
 from .shapes import describe
 from .sse import aiter_data, iter_data
 from .stream import Accumulator, EventReader, Observer, _server_error
 
-__all__ = ["Client", "null_content_as_empty", "register_body_adapter", "unregister_body_adapter"]
-
-# base URL -> a function that rewrites a validated body for a server with its own dialect
-# (the local llama.cpp server reads `seed`, not `random_seed`, for one).
-_BODY_ADAPTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
-
-
-def register_body_adapter(base_url: str, adapter: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-    """Rewrite every request body sent to ``base_url`` with ``adapter`` (after validation)."""
-    _BODY_ADAPTERS[base_url.rstrip("/")] = adapter
-
-
-def unregister_body_adapter(base_url: str) -> None:
-    _BODY_ADAPTERS.pop(base_url.rstrip("/"), None)
+__all__ = ["Client"]
 
 RETRY_AFTER_CAP = 60.0  # never sleep longer than this on the server's say-so
 _USER_AGENT = "compass-jupyter"
-
-
-# Servers seen refusing ``"content": null`` beside ``tool_calls`` (llama.cpp's answers with a
-# validation error): their later requests carry an empty string there instead.
-_EMPTY_CONTENT_BASES: set[str] = set()
-
-
-def _has_null_assistant_content(body: Mapping[str, Any]) -> bool:
-    return any(m.get("role") == "assistant" and m.get("content") is None for m in body.get("messages", []))
-
-
-def null_content_as_empty(body: dict[str, Any]) -> dict[str, Any]:
-    """The body with ``"content": ""`` where an assistant message has null content (beside tool_calls)."""
-    messages = [
-        {**m, "content": ""} if m.get("role") == "assistant" and m.get("content") is None else m
-        for m in body.get("messages", [])
-    ]
-    return {**body, "messages": messages}
-
-
-class _Resend(Exception):
-    """Internal: the server refused a shape it has a twin for; send the twin at once."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        self.body = body
-
-
-class _Retryable(Exception):
-    """Internal: an attempt failed in a way worth another try."""
-
-    def __init__(self, error: APIError, retry_after: float | None = None) -> None:
-        self.error = error
-        self.retry_after = retry_after
-
-
-def _retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _server_message(body: bytes, limit: int = 400) -> str:
-    """The human part of an error body: error.message, or a short form of the text."""
-    text = body.decode("utf-8", "replace").strip()
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        data = None
-    if isinstance(data, dict):
-        error = data.get("error", data)
-        if isinstance(error, dict):
-            message = error.get("message") or error.get("detail") or error.get("msg")
-            if message:
-                return str(message)[:limit]
-        elif isinstance(error, str):
-            return error[:limit]
-        if isinstance(data.get("detail"), (str, list)):
-            return str(data["detail"])[:limit]
-    if "Traceback (most recent call last)" in text:
-        # Some servers (llama.cpp) put a Python traceback in 500 bodies: its last line is the point.
-        lines = [line for line in text.splitlines() if line.strip()]
-        return f"server traceback ending in: {lines[-1].strip()[:limit]}"
-    return text[:limit] or "(empty body)"
+# What ends an attempt early: caught, turned into a _Step, and raised by the driver outside the except block.
+_ENDS_AN_ATTEMPT = (KeyboardInterrupt, asyncio.CancelledError, CompassError, httpx.HTTPError)
 
 
 class Client:
@@ -137,6 +57,19 @@ class Client:
     environment (``COMPASS_API_KEY``, ``COMPASS_BASE_URL``, ``COMPASS_API_STYLE``,
     ``COMPASS_API_VERSION``, ``COMPASS_MODEL``), then the defaults; they are
     read at each request, so a client made early follows later changes.
+
+    ``http_client`` / ``async_http_client``: an ``httpx.Client`` /
+    ``httpx.AsyncClient`` to send with, used as it is (its transport, proxies,
+    certificates, headers and timeouts; the ``timeout`` setting then does not
+    apply) and never closed here: its owner closes it. Without one, the client
+    builds its own on first use and :meth:`close` / :meth:`aclose` close it.
+    Redirects are never followed, whatever the given client says: httpx would
+    send the ``api-key`` header on to wherever the server points.
+
+    ``dialect``: the :class:`~compass_jupyter.dialect.Dialect` of the server,
+    which rewrites every body before it is sent and learns the server's quirks
+    (the default rewrites nothing and learns to send ``""`` for null assistant
+    content when a server refuses it). Each client has its own.
     """
 
     def __init__(
@@ -152,6 +85,9 @@ class Client:
         strict: bool | None = None,
         keep_raw: bool | None = None,
         backoff: float = 0.5,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+        dialect: Dialect | None = None,
     ) -> None:
         from .settings import SPECS
 
@@ -170,8 +106,10 @@ class Client:
             if value is not None:
                 self._explicit[name] = SPECS[name].parse(name, value)
         self.backoff = backoff
-        self._http: httpx.Client | None = None
-        self._ahttp: httpx.AsyncClient | None = None
+        self.dialect = dialect if dialect is not None else Dialect()
+        self._http: httpx.Client | None = http_client
+        self._ahttp: httpx.AsyncClient | None = async_http_client
+        self._given_http, self._given_ahttp = http_client is not None, async_http_client is not None
 
     # -- settings --------------------------------------------------------------------
     def setting(self, name: str) -> Any:
@@ -211,7 +149,9 @@ class Client:
     def _headers(self) -> dict[str, str]:
         return {"api-key": self._key(), "user-agent": _USER_AGENT, "accept": "application/json, text/event-stream"}
 
-    def _timeout(self) -> httpx.Timeout:
+    def _timeout(self, given: bool) -> Any:
+        if given:
+            return httpx.USE_CLIENT_DEFAULT  # the caller's client keeps its own timeouts
         return httpx.Timeout(self.setting("timeout"), connect=min(10.0, self.setting("timeout")))
 
     # -- preparing ----------------------------------------------------------------------
@@ -224,7 +164,7 @@ class Client:
         extra_body: Mapping[str, Any] | None = None,
         **fields: Any,
     ) -> tuple[str, dict[str, Any], list[str]]:
-        """Validate and build (url, body, warnings) without sending anything."""
+        """Validate and build (url, body in the server's dialect, warnings) without sending anything."""
         model = model or self.model
         body, warnings = build_body(
             model=model,
@@ -235,28 +175,25 @@ class Client:
             extra_body=extra_body,
         )
         self._key()  # a missing key is a ConfigError before anything is sent
-        adapter = _BODY_ADAPTERS.get(self.base_url.rstrip("/"))
-        if adapter is not None:
-            body = adapter(body)
-        if self.base_url.rstrip("/") in _EMPTY_CONTENT_BASES:
-            body = null_content_as_empty(body)
-        return self.url_for(model), body, warnings
+        self.dialect.serving(self.base_url)
+        return self.url_for(model), self.dialect.adapt(body), warnings
 
-    @staticmethod
-    def _warn(warnings: list[str]) -> None:
+    def _call(self, messages: list[dict[str, Any]], on_delta: Observer | None, **prepared: Any) -> _Call:
+        """Validate and build the request (warning about what needs it) for chat/achat's loop."""
+        url, body, warnings = self.prepare(messages, **prepared)
         for message in warnings:
-            _warnings.warn(message, CompassWarning, stacklevel=3)
+            _warnings.warn(message, CompassWarning, stacklevel=3)  # the caller of chat/achat
+        return _Call(self, url, body, warnings, on_delta)
 
     # -- sync ---------------------------------------------------------------------------
     def _client(self) -> httpx.Client:
         if self._http is None:
-            # Redirects are not followed: httpx would resend the api-key header to wherever
-            # the server points (it strips only Authorization), so a redirect is an error.
             self._http = httpx.Client(follow_redirects=False)
         return self._http
 
     def close(self) -> None:
-        if self._http is not None:
+        """Close the httpx.Client this client built (a given ``http_client`` stays open)."""
+        if self._http is not None and not self._given_http:
             self._http.close()
             self._http = None
 
@@ -282,52 +219,32 @@ class Client:
         Ctrl-C closes the connection; the KeyboardInterrupt carries the partial
         reply as ``.reply``.
         """
-        url, body, warnings = self.prepare(messages, model=model, stream=stream, extra_body=extra_body, **fields)
-        self._warn(warnings)
-        attempts = int(self.setting("max_retries")) + 1
-        failed = 0
+        call = self._call(messages, on_delta, model=model, stream=stream, extra_body=extra_body, **fields)
         while True:
-            reply = Reply(model=body.get("model"), request=body, warnings=list(warnings))
-            try:
-                return self._attempt(url, body, reply, on_delta)
-            except _Resend as resend:
-                body = resend.body  # the same request in the server's dialect: not a failed attempt
-                continue
-            except _Retryable as retry:
-                failed += 1
-                error, retry_after = retry.error, retry.retry_after
-            if failed >= attempts:
-                break
-            time.sleep(self._delay(failed - 1, retry_after))
-        # Raised outside the except blocks, so the exception chain holds no httpx request (and no key).
-        raise self._final(error, attempts)
+            step = self._attempt(call)
+            if step.reply is not None:
+                return step.reply
+            if step.error is not None:
+                # Raised outside the except block: the chain keeps no httpx request, whose headers hold the key.
+                raise step.error
+            if step.delay:
+                time.sleep(step.delay)
 
-    def _attempt(self, url: str, body: dict[str, Any], reply: Reply, on_delta: Observer | None) -> Reply:
-        accumulator = self._accumulator(reply, on_delta)
-        received = False
-        failure: BaseException | None = None
+    def _attempt(self, call: _Call) -> _Step:
         try:
-            with self._client().stream(
-                "POST", url, params=self._params(), headers=self._headers(), json=body, timeout=self._timeout()
-            ) as response:
+            with self._client().stream(**call.begin(self._given_http)) as response:
                 if response.status_code >= 300:
-                    self._raise_status(response.status_code, response.read(), response.headers, body)
-                if body.get("stream") and _is_event_stream(response):
-                    reader = EventReader(accumulator)
+                    return call.refused(response.status_code, response.read(), response.headers)
+                if call.streaming(response):
                     for data in iter_data(response.iter_lines()):
-                        received = True
-                        if reader.data(data):
+                        if call.data(data):
                             break
-                    reader.end()
+                    call.end()
                 else:
-                    received = True
-                    accumulator.feed_completion(_parse_json(response.read(), accumulator))
-        except (KeyboardInterrupt, asyncio.CancelledError, CompassError, httpx.HTTPError) as exc:
-            failure = self._failed(exc, accumulator, received)
-        if failure is not None:
-            # Raised outside the except block: the chain keeps no httpx request, whose headers hold the key.
-            raise failure
-        return self._scrub_reply(accumulator.finish())
+                    call.completion(response.read())
+        except _ENDS_AN_ATTEMPT as exc:
+            return call.failed(exc)
+        return call.finished()
 
     # -- async --------------------------------------------------------------------------
     def _aclient(self) -> httpx.AsyncClient:
@@ -336,7 +253,8 @@ class Client:
         return self._ahttp
 
     async def aclose(self) -> None:
-        if self._ahttp is not None:
+        """Close the httpx.AsyncClient this client built (a given ``async_http_client`` stays open)."""
+        if self._ahttp is not None and not self._given_ahttp:
             await self._ahttp.aclose()
             self._ahttp = None
 
@@ -357,68 +275,34 @@ class Client:
         **fields: Any,
     ) -> Reply:
         """The async twin of :meth:`chat`; cancelling the task closes the connection."""
-        url, body, warnings = self.prepare(messages, model=model, stream=stream, extra_body=extra_body, **fields)
-        self._warn(warnings)
-        attempts = int(self.setting("max_retries")) + 1
-        failed = 0
+        call = self._call(messages, on_delta, model=model, stream=stream, extra_body=extra_body, **fields)
         while True:
-            reply = Reply(model=body.get("model"), request=body, warnings=list(warnings))
-            try:
-                return await self._aattempt(url, body, reply, on_delta)
-            except _Resend as resend:
-                body = resend.body  # the same request in the server's dialect: not a failed attempt
-                continue
-            except _Retryable as retry:
-                failed += 1
-                error, retry_after = retry.error, retry.retry_after
-            if failed >= attempts:
-                break
-            await asyncio.sleep(self._delay(failed - 1, retry_after))
-        raise self._final(error, attempts)
+            step = await self._aattempt(call)
+            if step.reply is not None:
+                return step.reply
+            if step.error is not None:
+                # Raised outside the except block: the chain keeps no httpx request, whose headers hold the key.
+                raise step.error
+            if step.delay:
+                await asyncio.sleep(step.delay)
 
-    async def _aattempt(self, url: str, body: dict[str, Any], reply: Reply, on_delta: Observer | None) -> Reply:
-        accumulator = self._accumulator(reply, on_delta)
-        received = False
-        failure: BaseException | None = None
+    async def _aattempt(self, call: _Call) -> _Step:
         try:
-            async with self._aclient().stream(
-                "POST", url, params=self._params(), headers=self._headers(), json=body, timeout=self._timeout()
-            ) as response:
+            async with self._aclient().stream(**call.begin(self._given_ahttp)) as response:
                 if response.status_code >= 300:
-                    self._raise_status(response.status_code, await response.aread(), response.headers, body)
-                if body.get("stream") and _is_event_stream(response):
-                    reader = EventReader(accumulator)
+                    return call.refused(response.status_code, await response.aread(), response.headers)
+                if call.streaming(response):
                     async for data in aiter_data(response.aiter_lines()):
-                        received = True
-                        if reader.data(data):
+                        if call.data(data):
                             break
-                    reader.end()
+                    call.end()
                 else:
-                    received = True
-                    accumulator.feed_completion(_parse_json(await response.aread(), accumulator))
-        except (KeyboardInterrupt, asyncio.CancelledError, CompassError, httpx.HTTPError) as exc:
-            failure = self._failed(exc, accumulator, received)
-        if failure is not None:
-            # Raised outside the except block: the chain keeps no httpx request, whose headers hold the key.
-            raise failure
-        return self._scrub_reply(accumulator.finish())
+                    call.completion(await response.aread())
+        except _ENDS_AN_ATTEMPT as exc:
+            return call.failed(exc)
+        return call.finished()
 
-    # -- errors and retries ---------------------------------------------------------------
-    def _failed(self, exc: BaseException, accumulator: Accumulator, received: bool) -> BaseException:
-        """What to raise when an attempt ends early; the partial reply always travels with it."""
-        reply = self._scrub_reply(accumulator.finish())
-        if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
-            # Ctrl-C or a cancelled task: the connection is closed by now; keep what arrived.
-            reply.incomplete = reply.interrupted = True
-            exc.reply = reply  # type: ignore[attr-defined]
-            return exc
-        if isinstance(exc, CompassError):
-            if exc.reply is not None:
-                exc.reply.incomplete = True
-            return self._scrub_error(exc)
-        error = self._transport_error(exc, reply, received)  # type: ignore[arg-type]
-        return error if isinstance(error, _Retryable) else self._scrub_error(error)  # type: ignore[arg-type]
-
+    # -- scrubbing and backoff --------------------------------------------------------------
     def _accumulator(self, reply: Reply, on_delta: Observer | None) -> Accumulator:
         return Accumulator(reply, observers=[on_delta] if on_delta else None, keep_raw=bool(self.setting("keep_raw")))
 
@@ -465,87 +349,138 @@ class Client:
         # Exponential backoff with a little jitter so parallel cells do not retry in lockstep.
         return self.backoff * (2**attempt) * (1 + random.random() * 0.1)
 
-    def _raise_status(self, status: int, raw: bytes, headers: Mapping[str, str], body: dict[str, Any]) -> None:
-        message = redact(_server_message(raw), self._explicit.get("api_key"))
-        if status in (400, 422, 500) and "validation error" in message.lower() and _has_null_assistant_content(body):
-            # null content beside tool_calls is the API's own shape, but some OpenAI-compatible
-            # servers (llama.cpp) only take a string there: resend once with "" and remember.
-            _EMPTY_CONTENT_BASES.add(self.base_url.rstrip("/"))
-            raise _Resend(null_content_as_empty(body))
-        try:
-            parsed: Any = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-            parsed = raw.decode("utf-8", "replace")[:2000]
-        model = body.get("model")
-        if status < 400:
-            target = redact(str(headers.get("location") or "(no location given)"), self._explicit.get("api_key"))[:200]
-            raise APIConnectionError(
-                f"{self.base_url} answered with a redirect (HTTP {status}) to {target}. Requests are not followed to "
-                "another address, so the API key is not sent there: set COMPASS_BASE_URL to the server's real root.",
-                status_code=status,
-                body=parsed,
-            )
-        if status in (401, 403):
-            raise AuthenticationError(
-                f"Compass refused the API key (HTTP {status}): {message} "
-                "Check COMPASS_API_KEY or run %compass key to enter it again "
-                f"(the key in use is {mask_key(self._explicit.get('api_key') or config.get('api_key'))}).",
-                status_code=status,
-                body=parsed,
-            )
-        if status == 404:
-            near = catalog.nearest(str(model)) if model and catalog.get(str(model)) is None else []
-            hint = f" Nearest known ids: {', '.join(near)}." if near else ""
-            raise NotFoundError(
-                f"Model or deployment {model!r} was not found at {self.base_url} (HTTP 404): {message} "
-                f"Check the id with %compass models and the route (api_style={self.api_style}).{hint}",
-                status_code=status,
-                body=parsed,
-            )
-        if status == 429:
-            raise _Retryable(
-                RateLimitError(f"Compass is rate limiting this key (HTTP 429): {message}", status_code=status, body=parsed),
-                _retry_after_seconds(headers),
-            )
-        if status >= 500:
-            raise _Retryable(
-                ServerError(f"Compass had a server error (HTTP {status}): {message}", status_code=status, body=parsed),
-                _retry_after_seconds(headers),
-            )
-        raise BadRequestError(
-            f"Compass rejected the request (HTTP {status}): {message}", status_code=status, body=parsed
+
+class _Step(NamedTuple):
+    """What the retry loop does after an attempt: return ``reply``, raise ``error``, or go again after ``delay`` s."""
+
+    reply: Reply | None = None
+    error: BaseException | None = None
+    delay: float = 0.0
+
+
+class _Call:
+    """One chat request through all its attempts: every decision of the retry loop is made here.
+
+    ``chat`` and ``achat`` only do the I/O. For each attempt they open the stream
+    with the arguments :meth:`begin` gives, hand what arrives to :meth:`refused`
+    (an error status), :meth:`data` and :meth:`end` (an event stream) or
+    :meth:`completion` (one JSON document), and act on the :class:`_Step` that
+    :meth:`refused`, :meth:`failed` or :meth:`finished` returns. The rules:
+    a refusal the dialect can fix is resent at once (not a failed attempt);
+    429, 5xx, connection errors and timeouts are retried with backoff (honouring
+    Retry-After, capped) until ``max_retries``, then given up on with advice;
+    nothing is retried once data arrived; an interrupt carries the partial reply.
+    """
+
+    def __init__(self, client: Client, url: str, body: dict[str, Any], warnings: list[str], on_delta: Observer | None):
+        self.client, self.url, self.body, self.warnings, self.on_delta = client, url, body, warnings, on_delta
+        self.attempts = int(client.setting("max_retries")) + 1
+        self.failures = 0
+        self.accumulator: Accumulator | None = None
+        self.reader: EventReader | None = None
+        self.received = self.given_http = False
+
+    # -- one attempt ------------------------------------------------------------------------
+    def begin(self, given_http: bool) -> dict[str, Any]:
+        """A fresh reply for the next attempt, and the keyword arguments of its ``stream(...)`` call."""
+        client = self.client
+        reply = Reply(model=self.body.get("model"), request=self.body, warnings=list(self.warnings))
+        self.accumulator = client._accumulator(reply, self.on_delta)
+        self.reader, self.received, self.given_http = None, False, given_http
+        return {
+            "method": "POST",
+            "url": self.url,
+            "params": client._params(),
+            "json": self.body,
+            "timeout": client._timeout(given_http),
+            # Never followed, even by a given client that would: httpx strips only Authorization,
+            # so the api-key header would go wherever the server points.
+            "follow_redirects": False,
+            "headers": client._headers(),
+        }
+
+    def streaming(self, response: httpx.Response) -> bool:
+        """True when the answer is an event stream (read with :meth:`data`), False for one JSON document."""
+        if self.body.get("stream") and _is_event_stream(response):
+            self.reader = EventReader(self._accumulator())
+            return True
+        return False
+
+    def data(self, data: str) -> bool:
+        """One SSE ``data:`` payload; True at the end of the stream."""
+        self.received = True
+        assert self.reader is not None
+        return self.reader.data(data)
+
+    def end(self) -> None:
+        assert self.reader is not None
+        self.reader.end()
+
+    def completion(self, raw: bytes) -> None:
+        self.received = True
+        accumulator = self._accumulator()
+        accumulator.feed_completion(_parse_json(raw, accumulator))
+
+    def finished(self) -> _Step:
+        return _Step(reply=self.client._scrub_reply(self._accumulator().finish()))
+
+    def refused(self, status: int, raw: bytes, headers: Mapping[str, str]) -> _Step:
+        """An answer with an error status (or a redirect)."""
+        client = self.client
+        key = client._explicit.get("api_key")
+        message = server_message(raw, key)
+        resend = client.dialect.resend_for(status, message, self.body)
+        if resend is not None:
+            self.body = resend  # the same request in the server's dialect: not a failed attempt
+            return _Step()
+        model = self.body.get("model")
+        failure = status_failure(
+            status, raw, headers, message=message, base_url=client.base_url, api_style=client.api_style, model=model, key=key
         )
+        return self._after(failure)
 
-    def _final(self, error: APIError, attempts: int) -> APIError:
-        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
-        if isinstance(error, RateLimitError):
-            fix = "Wait a moment and run the cell again, or allow more retries with %compass set max_retries=N."
-        elif isinstance(error, ServerError):
-            fix = "The service may be busy or down; try again later."
-        elif isinstance(error, APITimeoutError):
-            fix = "Allow more time with %compass set timeout=SECONDS, or ask for fewer tokens."
-        else:
-            fix = "Check COMPASS_BASE_URL and the network."
-        error.message = f"{error.message} (gave up after {tries}). {fix}"
-        return self._scrub_error(error)  # type: ignore[return-value]
-
-    def _transport_error(self, exc: httpx.HTTPError, reply: Reply, received: bool) -> Exception:
-        detail = redact(str(exc) or type(exc).__name__, self._explicit.get("api_key"))
-        if received or reply.choices:
+    def failed(self, exc: BaseException) -> _Step:
+        """An attempt ended early by ``exc``; the partial reply always travels with what is raised."""
+        client = self.client
+        reply = client._scrub_reply(self._accumulator().finish())
+        if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
+            # Ctrl-C or a cancelled task: the connection is closed by now; keep what arrived.
+            reply.incomplete = reply.interrupted = True
+            exc.reply = reply  # type: ignore[union-attr]
+            return _Step(error=exc)
+        if isinstance(exc, CompassError):
+            if exc.reply is not None:
+                exc.reply.incomplete = True
+            return _Step(error=client._scrub_error(exc))
+        assert isinstance(exc, httpx.HTTPError)
+        key = client._explicit.get("api_key")
+        if self.received or reply.choices:
             # Data had arrived: retrying would duplicate it, so report a broken stream.
             reply.incomplete = True
-            return StreamError(
+            detail = redact(str(exc) or type(exc).__name__, key)
+            broken = StreamError(
                 f"The stream broke off before the reply finished ({type(exc).__name__}: {detail}). "
                 "The partial reply is kept and marked incomplete.",
                 reply=reply,
             )
-        if isinstance(exc, httpx.TimeoutException):
-            return _Retryable(
-                APITimeoutError(f"No answer from {self.base_url} within {self.setting('timeout'):g}s ({detail})")
-            )
-        if isinstance(exc, (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
-            return _Retryable(APIConnectionError(f"Could not reach {self.base_url} ({type(exc).__name__}: {detail})"))
-        return APIConnectionError(f"The request to {self.base_url} failed ({type(exc).__name__}: {detail}).")
+            return _Step(error=client._scrub_error(broken))
+        timeout = None if self.given_http else client.setting("timeout")
+        return self._after(transport_failure(exc, base_url=client.base_url, timeout=timeout, key=key))
+
+    # -- between attempts -------------------------------------------------------------------
+    def _after(self, failure: Failure) -> _Step:
+        """Retry (after a delay) or give up: the one place this is decided."""
+        client = self.client
+        if not failure.retryable:
+            return _Step(error=client._scrub_error(failure.error))
+        self.failures += 1
+        if self.failures >= self.attempts:
+            return _Step(error=client._scrub_error(gave_up(failure.error, self.attempts)))
+        return _Step(delay=client._delay(self.failures - 1, failure.retry_after))
+
+    def _accumulator(self) -> Accumulator:
+        assert self.accumulator is not None, "begin() comes first"
+        return self.accumulator
 
 
 def _is_event_stream(response: httpx.Response) -> bool:
@@ -593,4 +528,3 @@ def _parse_json(raw: bytes, accumulator: Accumulator) -> dict[str, Any]:
     if data.get("error") is not None and not data.get("choices"):
         raise BadRequestError(f"Compass reported an error: {_server_error(data['error'])}", body=data)
     return data
-

@@ -247,7 +247,7 @@ class Session:
     # -- talking -------------------------------------------------------------------------
     def _client(self, client: Client | None) -> Client:
         if client is None and self.client is None:
-            from .local_route import ensure_backend
+            from .local_model import ensure_backend
 
             ensure_backend()
         return client or self.client or default_client()

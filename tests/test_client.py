@@ -8,11 +8,13 @@ import socket
 import time
 import wave
 
+import httpx
 import pytest
+from rawserver import KEY, RawServer
 
 import compass_jupyter as cj
 from compass_jupyter.settings import config
-from compass_jupyter.testing import Scenario
+from compass_jupyter.testing import Scenario, StandInServer
 
 HI = [{"role": "user", "content": "Hello there"}]
 
@@ -362,3 +364,144 @@ def test_a_server_refusing_null_content_gets_a_resend_that_is_still_retried(clie
     assert len(compass_server.requests) == 3
     assert compass_server.requests[0].body["messages"][1]["content"] is None
     assert [r.body["messages"][1]["content"] for r in compass_server.requests[1:]] == ["", ""]
+
+
+# -- a given httpx client ---------------------------------------------------------------------
+
+
+class _CountingTransport(httpx.HTTPTransport):
+    """A real transport (real sockets) that notes the path of every request it carries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        return super().handle_request(request)
+
+
+class _AsyncCountingTransport(httpx.AsyncHTTPTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        return await super().handle_async_request(request)
+
+
+def test_a_given_http_client_is_used_with_its_headers_and_transport_and_left_open(compass_server):
+    transport = _CountingTransport()
+    with httpx.Client(headers={"x-team": "notebooks"}, transport=transport) as given:
+        client = cj.Client(http_client=given)
+        assert client.chat(HI).text
+        assert transport.paths == ["/v1/chat/completions"]
+        assert compass_server.requests[-1].headers["x-team"] == "notebooks"
+        assert compass_server.requests[-1].headers["api-key"] == compass_server.key
+        client.close()
+        assert not given.is_closed  # the caller owns it
+        assert client.chat(HI, stream=False).text  # and the client still sends through it
+        assert len(transport.paths) == 2
+
+
+def test_a_given_async_http_client_is_used_and_left_open(compass_server):
+    transport = _AsyncCountingTransport()
+
+    async def main():
+        async with httpx.AsyncClient(headers={"x-team": "async"}, transport=transport) as given:
+            async with cj.Client(async_http_client=given) as client:
+                reply = await client.achat(HI)
+            return reply, given.is_closed
+
+    reply, closed = asyncio.run(main())
+    assert reply.text and not closed
+    assert transport.paths == ["/v1/chat/completions"]
+    assert compass_server.requests[-1].headers["x-team"] == "async"
+
+
+def test_a_given_http_client_keeps_its_own_timeout(compass_server):
+    compass_server.enqueue(Scenario(delay=1.0, times=5))
+    with httpx.Client(timeout=0.2) as given:
+        client = cj.Client(http_client=given, timeout=30, max_retries=0)
+        started = time.perf_counter()
+        with pytest.raises(cj.APITimeoutError, match="given http client's timeout"):
+            client.chat(HI, stream=False)
+    assert time.perf_counter() - started < 5
+
+
+def test_a_given_http_client_that_follows_redirects_still_does_not_take_the_key_elsewhere(compass_server):
+    with RawServer() as raw, httpx.Client(follow_redirects=True) as given:
+        raw.add(status=307, headers={"location": f"{compass_server.base_url}/v1/chat/completions"}, body=b"")
+        client = cj.Client(base_url=raw.base_url, api_key=KEY, http_client=given, max_retries=0)
+        with pytest.raises(cj.APIConnectionError, match="redirect"):
+            client.chat(HI)
+    assert compass_server.requests == []
+
+
+# -- dialects -------------------------------------------------------------------------------------
+
+TOOL_TURN = [
+    {"role": "user", "content": "Weather?"},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    ]},
+    {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\": 18}"},
+]
+REFUSES_NULL = Scenario(status=422, error_message="1 validation error: messages.1.content Input should be a valid string")
+
+
+def test_each_client_learns_its_own_servers_quirk(compass_server):
+    with StandInServer() as other:
+        picky = cj.Client(backoff=0.01)  # the compass_server fixture's server
+        lenient = cj.Client(base_url=other.base_url, api_key=other.key)
+        compass_server.enqueue(REFUSES_NULL)
+        assert picky.chat(TOOL_TURN).text and lenient.chat(TOOL_TURN).text
+        assert picky.dialect.null_content_as_empty and not lenient.dialect.null_content_as_empty
+        assert [r.body["messages"][1]["content"] for r in compass_server.requests] == [None, ""]
+        picky.chat(TOOL_TURN), lenient.chat(TOOL_TURN)  # learned: sent as "" at once; the other server: null
+        assert compass_server.requests[-1].body["messages"][1]["content"] == ""
+        assert [r.body["messages"][1]["content"] for r in other.requests] == [None, None]
+        assert len(compass_server.requests) == 3
+        picky.close(), lenient.close()
+
+
+def test_a_client_that_follows_the_settings_forgets_a_quirk_when_the_server_changes(compass_server):
+    with StandInServer(key=compass_server.key) as other, cj.Client() as client:
+        compass_server.enqueue(REFUSES_NULL)
+        client.chat(TOOL_TURN)
+        assert client.dialect.null_content_as_empty
+        config.set("base_url", other.base_url)
+        client.chat(TOOL_TURN)
+        assert not client.dialect.null_content_as_empty
+        assert other.requests[-1].body["messages"][1]["content"] is None
+
+
+def test_the_llama_cpp_dialect_rewrites_the_body_on_the_wire(compass_server):
+    from compass_jupyter.local_model.dialect import LlamaCppDialect
+
+    # The stand-in knows gpt-4o; the local route names its own model the same way.
+    with cj.Client(dialect=LlamaCppDialect(model_id="gpt-4o")) as client:
+        parts = [{"role": "user", "content": [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}]}]
+        reply = client.chat(parts + TOOL_TURN[1:], model="o3", random_seed=7, stream=False)
+        with pytest.raises(cj.ValidationError, match="one choice"):
+            client.chat(HI, n=2)
+    sent = compass_server.requests[-1].body
+    assert len(compass_server.requests) == 1
+    assert sent["seed"] == 7 and "random_seed" not in sent
+    assert sent["model"] == reply.model == "gpt-4o"
+    assert sent["messages"][0]["content"] == "one\ntwo"
+    assert sent["messages"][1]["content"] == ""
+    assert not client.dialect.null_content_as_empty  # nothing learned: llama.cpp's shape is known
+
+
+def test_achat_resends_in_the_dialect_and_retries_like_chat(compass_server):
+    compass_server.enqueue(REFUSES_NULL, Scenario(status=503, error_message="busy"))
+
+    async def main():
+        async with cj.Client(backoff=0.01) as client:
+            return await client.achat(TOOL_TURN), client.dialect.null_content_as_empty
+
+    reply, learned = asyncio.run(main())
+    assert reply.text and learned
+    assert [r.body["messages"][1]["content"] for r in compass_server.requests] == [None, "", ""]

