@@ -38,8 +38,10 @@ from . import catalog, snippets
 from ._exceptions import CompassError, ValidationError
 from .settings import config
 from .conversation import Cancelled, Session, session
-from .request import REASONING_EFFORTS
-from .views import html as h
+from .fields import REASONING_EFFORTS
+from .rendering.markup import MUTED, escape
+from .rendering.notices import note_html, notice_html
+from .rendering.transcript import message_html
 
 if TYPE_CHECKING:
     from .reply import Reply
@@ -127,7 +129,7 @@ class _Param:
         # A checkbox with a description shows that as its title, and a slider puts its tooltip on a
         # hidden label, so the name is an HTML span whose title is ours.
         dim = ";opacity:.5" if reason else ""
-        self.caption.value = f'<span title="{h._e(tip)}" style="cursor:help{dim}">{h._e(self.label)}</span>'
+        self.caption.value = f'<span title="{escape(tip)}" style="cursor:help{dim}">{escape(self.label)}</span>'
 
 
 @dataclass
@@ -220,7 +222,7 @@ class Playground:
         self.transcript.add_class("compass-pg-transcript")
         self._empty = w.HTML(
             value=(
-                f'<div style="{h.MUTED};font-style:italic;padding:6px 0">No messages yet. Type one below and '
+                f'<div style="{MUTED};font-style:italic;padding:6px 0">No messages yet. Type one below and '
                 "press Send; %%compass cells and cj.chat continue the same conversation.</div>"
             )
         )
@@ -237,7 +239,7 @@ class Playground:
         self.before_label = w.HTML(layout=w.Layout(display="none"))
         self.copy_box = w.VBox(
             [
-                w.HTML(f'<div style="{h.FONT_SMALL};{h.MUTED}">Select the text and copy it (Ctrl+A, Ctrl+C).</div>'),
+                w.HTML(note_html("Select the text and copy it (Ctrl+A, Ctrl+C).")),
                 self.before_label,
                 self.before_text,
                 w.HTML("<b>%%compass cell</b>"),
@@ -589,7 +591,7 @@ class Playground:
             return
         turn.cancel.set()
         self.stop_button.disabled = True
-        self.status.value = self._status_html("Stopping at the next chunk…")
+        self.status.value = note_html("Stopping at the next chunk…")
 
     def reset(self) -> None:
         """Start a new conversation, keeping the system message (the Reset button; like ``%compass reset``)."""
@@ -650,7 +652,7 @@ class Playground:
     def _begin(self, text: str, view: Any, status: str, *, compare: bool = False) -> _Turn:
         w = _widgets()
         self._notify(None)
-        user = w.HTMLMath(value=_message_html({"role": "user", "content": text}))
+        user = w.HTMLMath(value=message_html({"role": "user", "content": text}))
         turn = _Turn(
             text=text,
             view=view,
@@ -757,22 +759,13 @@ class Playground:
         for button in (self.send_button, self.compare_button, self.reset_button):
             button.disabled = busy
         self.stop_button.disabled = not busy
-        self.status.value = self._status_html(status) if status else ""
-
-    @staticmethod
-    def _status_html(text: str) -> str:
-        return f'<div style="{h.FONT_SMALL};{h.MUTED}">{h._e(text)}</div>'
+        self.status.value = note_html(status) if status else ""
 
     def _notify(self, kind: str | None, message: str = "") -> None:
         if kind is None or not message:
             self.notice.value = ""
             return
-        colors = {"error": ("#c62828", "#fdecea"), "warning": ("#e08a00", "#fff4e0")}
-        line, background = colors.get(kind, ("#4c78a8", "#eef4fb"))
-        self.notice.value = (
-            f'<div class="compass-pg-{kind}" style="border-left:4px solid {line};background:{background};color:#222;'
-            f'padding:6px 10px;margin:6px 0;border-radius:3px;white-space:pre-wrap">{h._e(message)}</div>'
-        )
+        self.notice.value = notice_html(kind, message, css_class=f"compass-pg-{kind}")
 
     def _guard(self, handler: Callable[[Any], Any]) -> Callable[[Any], None]:
         # An exception in a widget callback lands in the browser's log, where nobody looks.
@@ -854,7 +847,7 @@ class Playground:
             for message in messages:
                 entry = self._cache.get(id(message))
                 if entry is None or entry[0] is not message:
-                    entry = (message, w.HTMLMath(value=_message_html(message)), False)
+                    entry = (message, w.HTMLMath(value=message_html(message)), False)
                 keep[id(message)] = entry
                 if entry[1] is not None:
                     children.append(entry[1])
@@ -912,38 +905,3 @@ def _embedded_compare_view(models: list[str], fmt: str) -> Any:
                 reply.model = reply.model or model
 
     return EmbeddedCompareView(models, fmt=fmt)
-
-
-def _message_html(message: Mapping[str, Any]) -> str:
-    """One message of the transcript as a small card."""
-    role = str(message.get("role", "?"))
-    content = message.get("content")
-    if isinstance(content, list):
-        texts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
-        media = [p.get("type", "?") for p in content if isinstance(p, dict) and p.get("type") != "text"]
-        content = " ".join(texts) + (f" [{', '.join(media)}]" if media else "")
-    text = "" if content is None else str(content)
-    label = role if not message.get("name") else f"{role} · {message['name']}"
-    if role == "tool":
-        label = f"tool result · {message.get('name') or message.get('tool_call_id')}"
-    if message.get("interrupted"):
-        label += " · interrupted, not sent again"
-    elif message.get("incomplete"):
-        label += " · incomplete, not sent again"
-    if role == "assistant":
-        body = h.markdown_html(text)
-        for call in message.get("tool_calls") or []:
-            function = call.get("function") or {}
-            body += f"<div>🔧 calls <code>{h._e(function.get('name'))}({h._e(function.get('arguments', ''))})</code></div>"
-        style = "border-left:3px solid #4c78a8;padding:2px 10px"
-    elif role == "tool":
-        body = h.code_block_html(text)
-        style = "border-left:3px solid #999;padding:2px 10px"
-    else:
-        body = f'<div style="white-space:pre-wrap">{h._e(text)}</div>'
-        style = "border-left:3px solid #f58518;padding:2px 10px"
-    return (
-        f'<div class="compass-pg-msg compass-pg-{h._e(role)}" style="{style};margin:6px 0">'
-        f'<div style="{h.FONT_SMALL};{h.MUTED}">{h._e(label)}</div>'
-        f'<div class="jp-RenderedHTMLCommon" style="padding:0">{body}</div></div>'
-    )

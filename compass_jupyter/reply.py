@@ -404,6 +404,7 @@ class Reply:
         return self.text
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        from .render import reply_bundle  # plain mime rendering lives with the other renderers
+        # Imported here: the rendering package reads replies duck-typed and never imports this module.
+        from .rendering.reply import reply_bundle
 
         return reply_bundle(self)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, NoReturn
 
 from . import catalog
 from ._exceptions import ValidationError
-from .fields import FIELDS, REASONING_EFFORTS  # noqa: F401  (also imported from here by the playground)
+from .fields import FIELDS
 from .jsonsafe import check_json
 
 __all__ = ["MESSAGE_ROLES", "build_body", "validate_fields", "validate_messages"]

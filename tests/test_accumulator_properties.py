@@ -17,8 +17,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compass_jupyter import CompassError, render
-from compass_jupyter.views import html
+from compass_jupyter import CompassError
+from compass_jupyter import rendering as html
+from compass_jupyter.rendering import reply as render
 from compass_jupyter.reply import Reply, Usage
 from compass_jupyter.stream import Accumulator, EventReader
 

@@ -49,7 +49,8 @@ def test_the_engine_imports_neither_ipython_nor_ipywidgets():
         """
         import sys
         import compass_jupyter as cj
-        from compass_jupyter import client, conversation, stream, reply, request, catalog, tools, media, render, settings
+        from compass_jupyter import client, conversation, stream, reply, request, catalog, tools, media, rendering, settings
+        from compass_jupyter.rendering import compare, tables, transcript, usage
         import compass_jupyter.local_model.server, compass_jupyter.local_model.dialect, compass_jupyter.dialect
         from compass_jupyter.testing import StandInServer
         cj.Client; cj.session(); cj.Reply

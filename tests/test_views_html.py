@@ -1,4 +1,4 @@
-"""The HTML renderings: what a saved notebook shows where there are no widgets.
+"""The HTML renderings (:mod:`compass_jupyter.rendering`): what a saved notebook shows beside the widgets.
 
 Replies come from the stand-in server through a real Client (real sockets), so
 the HTML is checked against what the engine really builds. The HTML is parsed
@@ -18,11 +18,12 @@ from typing import Any, Iterator
 
 import pytest
 
+from compass_jupyter import rendering as h
 from compass_jupyter.client import Client
 from compass_jupyter.conversation import Session, Turn
+from compass_jupyter.rendering.usage import BAR_WIDTH
 from compass_jupyter.reply import Choice, Reply, TokenLogprob, ToolCall, Usage
 from compass_jupyter.testing import Scenario, StandInServer
-from compass_jupyter.views import html as h
 
 
 class Page(HTMLParser):
@@ -376,19 +377,19 @@ def test_usage_table_and_bars(client: Client) -> None:
     out = h.usage_html(session.turns, session.usage)
     assert_self_contained(out)
     page = Page(out)
+    assert [e["text"] for e in page.find("th")] == list(h.USAGE_COLUMNS)  # the same 13 as markdown and text
     rows = page.find("tr")
     assert len(rows) == 1 + 3 + 1  # head, three turns, total
-    assert "not reported" in rows[3]["text"] and "incomplete" in rows[3]["text"]
+    assert "n/a" in rows[3]["text"] and "incomplete" in rows[3]["text"]
     total = session.usage
-    assert f"{total.total_tokens:,}" in rows[4]["text"] and "3 turns" in rows[4]["text"]
-    assert "1 turn reported no usage; the totals leave them out." in page.text
-    bars = [e for e in page.elements if e["tag"] == "div" and "prompt " in e["attrs"].get("title", "")]
-    assert len(bars) == 2
-    widths = [float(re.search(r"width:([\d.]+)px", str(b["attrs"])).group(1)) for b in bars]
-    assert widths  # the bars exist; their segments scale with the tokens
-    segments = [e for e in page.elements if e["tag"] == "div" and "background:#f58518" in e["attrs"].get("style", "")]
+    assert str(total.total_tokens) in rows[4]["text"] and "3 requests" in rows[4]["text"]
+    assert "1 request(s) reported no usage (n/a), so the totals leave them out." in page.text
+    bars = page.find("span", class_="compass-usage-bar")
+    assert len(bars) == 2  # one per turn that reported usage, inside its "total" cell
+    assert all(bar["attrs"]["title"].startswith("prompt ") for bar in bars)
+    segments = [e for e in page.elements if e["tag"] == "span" and "background:#f58518" in e["attrs"].get("style", "")]
     second_turn = session.turns[1].usage
     assert float(re.search(r"width:([\d.]+)px", segments[1]["attrs"]["style"]).group(1)) == pytest.approx(
-        160 * second_turn.completion_tokens / max(t.usage.total_tokens for t in session.turns if t.usage), abs=0.1
+        BAR_WIDTH * second_turn.completion_tokens / max(t.usage.total_tokens for t in session.turns if t.usage), abs=0.1
     )
-    assert "No turns yet" in Page(h.usage_html([], None)).text
+    assert "No requests yet" in Page(h.usage_html([], None)).text

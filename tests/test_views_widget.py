@@ -25,10 +25,11 @@ from IPython.utils.capture import capture_output
 
 from compass_jupyter.client import Client
 from compass_jupyter.conversation import Session
+from compass_jupyter.rendering import markup as h
+from compass_jupyter.rendering.compare import compare_note
 from compass_jupyter.reply import Choice, Reply
 from compass_jupyter.stream import Delta
 from compass_jupyter.testing import Scenario, StandInServer
-from compass_jupyter.views import html as h
 from compass_jupyter.views.widget import CompareView, LiveReplyView, _wrap, widgets_available
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -528,7 +529,10 @@ def test_compare_marks_only_the_model_whose_stream_broke(
         else:
             assert column._banner.value == "" and "finish: stop" in column._status.value
     final = outputs(captured.outputs)[-1]
-    assert final["text/html"].count("Incomplete") == 1
+    # The saved comparison notes the broken column in the words of its markdown and text.
+    assert final["text/html"].count("compass-compare-note") == 1
+    note = compare_note(replies[broken[0]])
+    assert note in unescape(final["text/html"]) and f"[{note}]" in final["text/plain"]
 
 
 def test_compare_interrupted_keeps_what_arrived(shell: InteractiveShell, wire: Wire) -> None:
@@ -541,7 +545,7 @@ def test_compare_interrupted_keeps_what_arrived(shell: InteractiveShell, wire: W
     assert partial.interrupted and "Interrupted" in view.columns[0]._banner.value
     assert "Half" in shown_text(view.columns[0])
     kept = [o for o in outputs(captured.outputs) if any(o.values())]
-    assert len(kept) == 1 and "Interrupted" in kept[0]["text/html"]
+    assert len(kept) == 1 and "interrupted: the reply is partial" in kept[0]["text/html"]
 
 
 def test_compare_warnings_from_worker_threads_wait_for_poll(shell: InteractiveShell, wire: Wire) -> None:

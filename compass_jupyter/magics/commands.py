@@ -82,11 +82,11 @@ def _no_args(name: str, args: list[str]) -> None:
 
 
 def _help(ctx: Context, args: list[str]) -> None:
-    from ..render import table_bundle
+    from ..rendering.tables import help_bundle
 
     rows = [[f"%compass {c.usage}".rstrip(), c.summary] for c in COMMANDS.values()]
     rows.append(["%%compass [options]", "send the cell body as the next user message (options below)"])
-    display.show(table_bundle(["command", "what it does"], rows, title="compass_jupyter commands"))
+    display.show(help_bundle(rows))
     from .options import usage
 
     display.text(usage())
@@ -123,19 +123,11 @@ def _key(ctx: Context, args: list[str]) -> None:
 
 @_command("config", "config", "every effective setting and where it comes from (key masked)")
 def _config(ctx: Context, args: list[str]) -> None:
+    from ..rendering.tables import config_bundle
     from ..settings import config
-    from ..render import table_bundle
 
     _no_args("config", args)
-    rows = [list(row) for row in config.effective()]
-    display.show(
-        table_bundle(
-            ["setting", "value", "source"],
-            rows,
-            title="Compass settings",
-            note="Precedence: inline option > %compass set / %config Compass.x > environment variable > default.",
-        )
-    )
+    display.show(config_bundle([list(row) for row in config.effective()]))
 
 
 def _pairs(args: list[str], command: str) -> list[tuple[str, str]]:
@@ -191,19 +183,10 @@ def _unset(ctx: Context, args: list[str]) -> None:
 @_command("models", "models", "the documented models and what each supports")
 def _models(ctx: Context, args: list[str]) -> None:
     from .. import catalog
-    from ..render import table_bundle
+    from ..rendering.tables import catalog_bundle
 
     _no_args("models", args)
-    rows = catalog.table()
-    columns = list(rows[0]) if rows else []
-    display.show(
-        table_bundle(
-            columns,
-            [[row[c] for c in columns] for row in rows],
-            title="Compass models (from the reference)",
-            note="yes / no as documented, ? where the documentation is silent. Other ids are sent too, with a warning.",
-        )
-    )
+    display.show(catalog_bundle(catalog.table()))
 
 
 # -- the conversation -------------------------------------------------------------------
@@ -217,7 +200,7 @@ def _session() -> Any:
 
 @_command("history", "history", "the conversation so far (incomplete turns marked)")
 def _history(ctx: Context, args: list[str]) -> None:
-    from ..render import transcript_bundle
+    from ..rendering.transcript import transcript_bundle
 
     _no_args("history", args)
     s = _session()
@@ -246,16 +229,14 @@ def _reset(ctx: Context, args: list[str]) -> None:
 
 @_command("usage", "usage", "tokens and timings per request, with totals")
 def _usage(ctx: Context, args: list[str]) -> None:
-    from ..render import usage_bundle
-    from ..views.html import usage_html
+    from ..rendering.usage import usage_bundle
 
     _no_args("usage", args)
     s = _session()
     if not s.turns:
         display.info("No requests in this kernel yet, so no usage to show.")
         return
-    # The HTML twin carries the bar chart of tokens per turn; markdown and text stay for plain viewers.
-    display.show({**usage_bundle(s.turns, s.usage), "text/html": usage_html(s.turns, s.usage)})
+    display.show(usage_bundle(s.turns, s.usage))
 
 
 def _path(args: list[str], command: str) -> str:

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import html
 import sys
 from typing import Any, Mapping
 
@@ -27,18 +26,16 @@ def show(bundle: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None
 
 def info(message: str, *, detail: str | None = None) -> None:
     """A one-line confirmation (HTML with a plain-text twin)."""
-    extra = f" <span style='opacity:.7'>{html.escape(detail)}</span>" if detail else ""
-    show(
-        {
-            "text/html": f"<div class='compass-message'>{html.escape(message)}{extra}</div>",
-            "text/plain": message + (f" {detail}" if detail else ""),
-        }
-    )
+    from ..rendering.notices import message_bundle
+
+    show(message_bundle(message, detail=detail))
 
 
 def text(message: str) -> None:
     """Preformatted text such as a help page."""
-    show({"text/html": f"<pre>{html.escape(message)}</pre>", "text/plain": message})
+    from ..rendering.notices import preformatted_bundle
+
+    show(preformatted_bundle(message))
 
 
 def warning(message: str) -> None:

@@ -16,14 +16,15 @@ same final output, so a streamed cell compares cleanly.
 
 from __future__ import annotations
 
-import html
 import sys
 import threading
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
-from .. import render
+from ..rendering.compare import compare_bundle, compare_live_bundle
+from ..rendering.parts import tool_calls_of
+from ..rendering.reply import json_bundle, live_markdown, reply_bundle
 
 if TYPE_CHECKING:
     from IPython.display import DisplayHandle
@@ -248,12 +249,12 @@ class PlainLiveView:
         self._warn(reply.warnings)
         if reply.choices or reply.interrupted or self.calls:
             reply.incomplete = True
-            _display(render.reply_bundle(reply, self.fmt, tool_calls=self._calls_with(reply)))
+            _display(reply_bundle(reply, self.fmt, tool_calls=self._calls_with(reply)))
 
     # -- rendering -----------------------------------------------------------------------
     def _calls_with(self, reply: Reply) -> list[ToolCall]:
         calls = list(self.calls)
-        for call in render.tool_calls_of(reply):
+        for call in tool_calls_of(reply):
             if all(call is not seen for seen in calls):
                 calls.append(call)
         return calls
@@ -266,28 +267,23 @@ class PlainLiveView:
             from ..reply import Reply
 
             reply = Reply()
-        calls = self._calls_with(reply)
+        # The body of the tails, and the status line of the whole reply.
         shown = _live_reply(reply, self.fmt, self._fences)
-        if shown is reply:
-            markdown = render.live_markdown(reply, self.fmt, tool_calls=calls)
-        else:  # the body of the tails, and the status line of the whole reply
-            received = sum(len(c.text) for c in reply.choices)
-            status = f"<sub>{html.escape(reply.model or '?')} · receiving… · {received} characters</sub>"
-            markdown = "\n\n".join([*render._body_parts(shown, self.fmt, calls), status])
+        markdown = live_markdown(reply, self.fmt, tool_calls=self._calls_with(reply), body=shown)
         self._output.render({"text/markdown": markdown, "text/plain": _tail(reply.text, LIVE_TAIL)})
 
     def _final_bundle(self, reply: Reply) -> dict[str, Any]:
         calls = self._calls_with(reply)
         if self.fmt == "json":
-            bundle = render.json_bundle(reply, tool_calls=calls)
+            bundle = json_bundle(reply, tool_calls=calls)
             if bundle is not None:
                 return bundle
             try:
                 reply.json()
             except ValueError as exc:
                 self.warn(f"{exc}. The reply is shown as text; ask for JSON in the prompt, or drop --format json.")
-            return render.reply_bundle(reply, "markdown", tool_calls=calls)
-        return render.reply_bundle(reply, self.fmt, tool_calls=calls)
+            return reply_bundle(reply, "markdown", tool_calls=calls)
+        return reply_bundle(reply, self.fmt, tool_calls=calls)
 
     def warning(self, message: str) -> None:
         """Show a warning about this turn once, however often the engine repeats it."""
@@ -301,7 +297,7 @@ class PlainLiveView:
 
 
 class PlainCompareView:
-    """Several models' replies: one live markdown while they arrive, then a side-by-side grid."""
+    """Several models' replies: one live markdown while they arrive, then side by side (``compare_bundle``)."""
 
     def __init__(
         self,
@@ -357,23 +353,21 @@ class PlainCompareView:
         self._output.render(self._live_bundle(replies))
 
     def _live_bundle(self, replies: dict[str, Reply]) -> dict[str, Any]:
-        sections, texts = [], []
         limit = max(LIVE_TAIL // max(1, len(self.models)), _MIN_SHARE)  # see LIVE_TAIL
+        columns: list[tuple[str, str | None]] = []
         for model in self.models:
             reply = replies.get(model)
-            text = "" if reply is None else "\n\n".join(c.text for c in list(reply.choices))
-            text = _tail(text, limit, self.fmt, self._fences.setdefault(model, _Fences()))
-            state = "waiting…" if reply is None else "receiving…"
-            body = render.format_body(text, self.fmt) if text else ""
-            sections.append(f"**{model}** · <sub>{state}</sub>\n\n{body}".rstrip())
-            texts.append(f"== {model} ==\n{text}")
-        return {"text/markdown": "\n\n---\n\n".join(sections), "text/plain": "\n\n".join(texts)}
+            text = None if reply is None else "\n\n".join(c.text for c in list(reply.choices))
+            if text is not None:
+                text = _tail(text, limit, self.fmt, self._fences.setdefault(model, _Fences()))
+            columns.append((model, text))
+        return compare_live_bundle(columns, self.fmt)
 
     def finish(self, replies: list[Reply]) -> None:
         for reply in replies:
             self._warn(reply.warnings)
         self._output.close()
-        _display(render.compare_bundle(replies, self.fmt, kept=self.pick))
+        _display(compare_bundle(replies, self.fmt, kept=self.pick))
 
     def fail(self, error: BaseException | str, *, interrupted: bool = False) -> None:
         """Show whatever each model had sent, marked partial."""
@@ -391,7 +385,7 @@ class PlainCompareView:
                 reply.incomplete = True
                 reply.interrupted = reply.interrupted or interrupted
             replies.append(reply)
-        _display(render.compare_bundle(replies, self.fmt, kept=self.pick))
+        _display(compare_bundle(replies, self.fmt, kept=self.pick))
 
     def warning(self, message: str) -> None:
         """Show a warning about this turn once, however often the engine repeats it."""

@@ -7,7 +7,7 @@ first render does it too.
 
 Why they look the way they do:
 
-- Markdown is rendered in the kernel (see :mod:`.html`) into ``HTMLMath``
+- Markdown is rendered in the kernel (see :mod:`compass_jupyter.rendering`) into ``HTMLMath``
   widgets, which the front end typesets. Every widget update re-sends its whole
   value, so a growing text is split into *settled* blocks (rendered once, never
   re-sent) and a short *tail*, the only part re-sent while streaming.
@@ -23,13 +23,17 @@ Why they look the way they do:
 
 from __future__ import annotations
 
-import html
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from ..rendering.compare import KEPT, compare_bundle
+from ..rendering.markup import Cut, body_html, escape, live_body_html, markdown_html, settle_lines, settle_markdown
+from ..rendering.notices import warnings_html
+from ..rendering.parts import tool_calls_html, tool_calls_of
+from ..rendering.reply import choice_extras_html, is_spoken, reply_html_bundle
+from ..rendering.status import banner_html, status_html
 from ..reply import Reply, ToolCall
-from . import html as h
 
 if TYPE_CHECKING:
     from IPython.display import DisplayHandle
@@ -100,22 +104,11 @@ class _TextPanel:
         block = w.HTMLMath(value=value, layout=w.Layout(margin="0", width="100%"))
         return block
 
-    def _render(self, text: str) -> str:
-        return h.markdown_html(text) if self.fmt == "markdown" else h.body_html(text, self.fmt)
-
-    def _render_live(self, text: str) -> str:
-        if self.fmt == "markdown":
-            return h.markdown_html(text, highlight=False)
-        # Preformatted formats stream as plain text in seamless blocks; the final
-        # render formats the whole (e.g. pretty JSON, one code block).
-        style = "white-space:pre-wrap;margin:0;padding:0 10px;" + ("" if self.fmt == "text" else h.CODE_BG)
-        return f'<pre style="{style}">{html.escape(text)}</pre>'
-
-    def _settle(self, pending: str) -> h.Cut | None:
+    def _settle(self, pending: str) -> Cut | None:
         limit = 2 * self.freeze_at
         if self.fmt == "markdown":
-            return h.settle_markdown(pending, hard_limit=limit)
-        return h.settle_lines(pending, hard_limit=limit)
+            return settle_markdown(pending, hard_limit=limit)
+        return settle_lines(pending, hard_limit=limit)
 
     @property
     def text(self) -> str:
@@ -143,7 +136,7 @@ class _TextPanel:
             if cut is None:
                 break
             # A settled block is sent once: it gets its final (highlighted) rendering now.
-            html_settled = h.markdown_html(cut.settled) if self.fmt == "markdown" else self._render_live(cut.settled)
+            html_settled = markdown_html(cut.settled) if self.fmt == "markdown" else live_body_html(cut.settled, self.fmt)
             shown = html_settled
             if cut.joined:
                 # The block goes on in the next widget: no paragraph gap at the seam.
@@ -162,7 +155,7 @@ class _TextPanel:
             added = True
         if added:
             self.box.children = tuple(w for w, _ in self._settled) + (self._tail,)
-        tail_html = self._render_live(pending)
+        tail_html = live_body_html(pending, self.fmt)
         if tail_html != self._tail_html:
             self._tail_html = tail_html
             self._tail.value = _wrap(tail_html)
@@ -176,7 +169,7 @@ class _TextPanel:
             self.dirty = True
         if self.fmt == "markdown":
             self.render()
-        full = self._render(self.text)
+        full = body_html(self.text, self.fmt)
         pieces = "".join(html_ for _, html_ in self._settled) + self._tail_html
         if pieces == full:
             return
@@ -226,21 +219,14 @@ class _ChoiceView:
             self.accordion.set_title(0, f"Reasoning ({len(self.reasoning.text):,} characters)")
 
     def finish(self, choice: Any) -> None:
-        spoken = bool(choice.audio and choice.audio.transcript and not choice.text)
-        self.text.finish(choice.audio.transcript if spoken else choice.text)
+        self.text.finish(choice.audio.transcript if is_spoken(choice) else choice.text)
         if choice.reasoning:
             if self.reasoning is None:
                 self.add_reasoning("")
             assert self.reasoning is not None
             self.reasoning.finish(choice.reasoning)
             self.accordion.set_title(0, f"Reasoning ({len(choice.reasoning):,} characters)")
-        extras = [
-            h.refusal_html(choice.refusal),
-            h.citations_html(choice.citations),
-            h.audio_html(choice.audio, transcript=not spoken),
-            h.logprobs_html(choice.logprobs),
-        ]
-        value = "".join(e for e in extras if e)
+        value = choice_extras_html(choice)
         if value != self.extras.value:
             self.extras.value = value
 
@@ -299,7 +285,7 @@ class LiveReplyView:
         self._done = False
         self.renders = 0  # renders while streaming (for benchmarks and tests)
 
-        self._title = w.HTML(value=f'<div style="font-weight:600">{h._e(title)}</div>' if title else "")
+        self._title = w.HTML(value=f'<div style="font-weight:600">{escape(title)}</div>' if title else "")
         self._title.add_class("compass-title")
         self._warnings = w.HTML(value="", layout=w.Layout(width="100%"))
         self._tools = w.HTML(value="", layout=w.Layout(width="100%"))
@@ -307,7 +293,7 @@ class LiveReplyView:
         self._body = w.VBox([], layout=w.Layout(width="100%"))
         self._tab: Any = None
         self._banner = w.HTML(value="", layout=w.Layout(width="100%"))
-        self._status = w.HTML(value=h.status_html(state="waiting"), layout=w.Layout(width="100%"))
+        self._status = w.HTML(value=status_html(state="waiting"), layout=w.Layout(width="100%"))
         self._status.add_class("compass-status-line")
         children = [self._warnings, self._tools, self._body, self._banner, self._status]
         if title:
@@ -408,7 +394,7 @@ class LiveReplyView:
             if self._warn is not None:
                 self._warn(message)
             else:
-                self._warnings.value = h.warnings_html(self._warned)
+                self._warnings.value = warnings_html(self._warned)
 
     def flush(self) -> None:
         """Render whatever arrived since the last render, now."""
@@ -476,7 +462,7 @@ class LiveReplyView:
         ttft = None if self._first_at is None else self._first_at - self._started
         window = None if self._first_at is None else now - self._first_at
         rate = self._pieces / window if window and window > 0.2 and self._pieces > 1 else None
-        self._status.value = h.status_html(
+        self._status.value = status_html(
             model=self._model,
             state="streaming" if self._pieces else "waiting",
             tokens=self._pieces,
@@ -486,7 +472,7 @@ class LiveReplyView:
         )
 
     def _render_tools(self, *, running: bool) -> None:
-        value = h.tool_calls_html(self._calls, running=running)
+        value = tool_calls_html(self._calls, running=running)
         if value != self._tools_shown:  # re-sending would close a <details> someone opened
             self._tools_shown = value
             self._tools.value = value
@@ -518,7 +504,7 @@ class LiveReplyView:
 
     def _calls_with(self, reply: Reply) -> list[ToolCall]:
         calls = list(self._calls)
-        for call in h.reply_tool_calls(reply):
+        for call in tool_calls_of(reply):
             if all(call is not seen for seen in calls):
                 calls.append(call)
         return calls
@@ -538,24 +524,14 @@ class LiveReplyView:
                 self._tab.set_title(position, f"Choice {choice.index + 1} · {choice.finish_reason or '–'}")
         self._calls = self._calls_with(reply)
         self._render_tools(running=False)
-        banner = h.banner_html(reply, error)
+        banner = banner_html(reply, error)
         if banner != self._banner.value:
             self._banner.value = banner
-        self._status.value = h.status_html(reply)
+        self._status.value = status_html(reply)
 
     def _fallback(self, reply: Reply, error: BaseException | str | None) -> dict[str, Any]:
-        from .. import render
-
-        calls = self._calls
-        bundle: dict[str, Any] = {}
-        if self.fmt == "json" and not reply.incomplete:
-            bundle = render.json_bundle(reply, tool_calls=calls) or {}
-        if not bundle:
-            bundle = render.reply_bundle(reply, self.fmt, tool_calls=calls)
-        bundle.pop("text/markdown", None)  # the HTML below says the same, front ends prefer it
         warnings = self._warned if self._warn is None else []
-        bundle["text/html"] = h.reply_html(reply, self.fmt, error=error, tool_calls=calls, warnings=warnings)
-        return bundle
+        return reply_html_bundle(reply, self.fmt, tool_calls=self._calls, error=error, warnings=warnings)
 
 
 class CompareView:
@@ -592,7 +568,7 @@ class CompareView:
         self.columns = [
             LiveReplyView(
                 fmt=fmt,
-                title=model + (" · kept in history" if pick == i else ""),
+                title=model + (KEPT if pick == i else ""),
                 interval=interval,
                 clock=clock,
                 warn=self.warning,
@@ -639,7 +615,7 @@ class CompareView:
             if self._warn is not None:
                 self._warn(message)
         if pending and self._warn is None:
-            self._warnings.value = h.warnings_html(self._warned)
+            self._warnings.value = warnings_html(self._warned)
 
     def show(self) -> CompareView:
         if self._handle is None:
@@ -693,15 +669,11 @@ class CompareView:
     def _publish(self, replies: list[Reply], error: BaseException | str | None) -> None:
         from IPython.display import display
 
-        from .. import render
-
         self._emit_warnings()
         self._done = True
-        bundle = {
-            "text/html": h.compare_html(replies, self.fmt, kept=self.pick)
-            + (h.warnings_html(self._warned) if self._warn is None else ""),
-            "text/plain": render.compare_bundle(replies, self.fmt, kept=self.pick)["text/plain"],
-        }
+        warnings = self._warned if self._warn is None else []
+        bundle = compare_bundle(replies, self.fmt, kept=self.pick, warnings=warnings)
+        bundle.pop("text/markdown")  # the HTML says the same, front ends prefer it (as for one reply)
         if self._handle is not None:
             self._handle.update(dict(_EMPTY), raw=True)
             self._handle = None
