@@ -101,10 +101,10 @@ def run(options: Options, out: Callable[[str], None] = print) -> str:
     previous: float | None = None
     for tokens in sizes:
         events = payloads(tokens)
-        parser = median([_cpu(lambda: read(events)) for _ in range(repeats)])
-        floor = median([_cpu(lambda: json_only(events)) for _ in range(repeats)])
+        parser = median([_cpu(lambda e=events: read(e)) for _ in range(repeats)])
+        floor = median([_cpu(lambda e=events: json_only(e)) for _ in range(repeats)])
         # The quadratic reference gets one run at the big sizes: it is the slow row by design.
-        old = median([_cpu(lambda: old_concatenation(events)) for _ in range(1 if tokens > 20_000 else repeats)])
+        old = median([_cpu(lambda e=events: old_concatenation(e)) for _ in range(1 if tokens > 20_000 else repeats)])
         kept, text_length = _retained(events, keep_raw=False)
         raw, _ = _retained(events, keep_raw=True)
         rows.append(

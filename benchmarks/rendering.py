@@ -327,7 +327,7 @@ def run(options: Options, out: Callable[[str], None] = print) -> str:
         by_length = [_measure(_plain, LENGTH_PACE, server, client, tokens) for tokens in lengths]
 
     tables = []
-    for p, (label, pace) in enumerate(PACES):
+    for p, (label, _pace) in enumerate(PACES):
         medians = [_median_result(results[(p, v)]) for v in range(len(VIEWS))]
         ref = medians[0]
         rows = []

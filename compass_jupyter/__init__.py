@@ -50,10 +50,10 @@ __all__ = sorted(_EXPORTS) + ["load_ipython_extension", "unload_ipython_extensio
 if TYPE_CHECKING:
     from ._exceptions import *  # noqa: F403
     from .client import Client
-    from .settings import config
-    from .reply import Audio, Choice, Latency, Reply, TokenLogprob, ToolCall, Usage
     from .conversation import Session, chat, session
     from .local_model import local
+    from .reply import Audio, Choice, Latency, Reply, TokenLogprob, ToolCall, Usage
+    from .settings import config
 
 
 def __getattr__(name: str) -> Any:

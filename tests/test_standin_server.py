@@ -720,7 +720,7 @@ def test_requests_are_served_concurrently(server: StandInServer, client: httpx.C
 
     def slow() -> None:
         with client.stream("POST", CHAT, json={"model": "gpt-4o", "messages": HELLO, "stream": True}) as response:
-            for line in response.iter_lines():
+            for _line in response.iter_lines():
                 first_chunk.set()
                 if outcome.get("fast") is not None:
                     outcome.setdefault("still_streaming", True)

@@ -6,7 +6,7 @@ import enum
 import json
 import threading
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal, Optional, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 import pytest
 
@@ -142,7 +142,7 @@ def test_dicts_become_objects() -> None:
 
 
 def test_optional_takes_the_inner_schema_and_the_default_decides_required() -> None:
-    def f(a: Optional[int], b: int | None, c: str | None = None, d: Optional[Unit] = None) -> None: ...
+    def f(a: int | None, b: int | None, c: str | None = None, d: Unit | None = None) -> None: ...
 
     params = parameters_of(f)
     assert params["properties"]["a"] == {"type": "integer"}
@@ -543,7 +543,7 @@ def test_values_are_kept_as_sent() -> None:
 def test_enum_parameters_receive_enum_members() -> None:
     seen: list[Any] = []
 
-    def convert(temp: float, unit: Unit, to: Optional[Unit] = None, levels: list[Level] = []) -> str:  # noqa: B006
+    def convert(temp: float, unit: Unit, to: Unit | None = None, levels: list[Level] = []) -> str:  # noqa: B006
         seen.extend([unit, to, levels])
         return "ok"
 

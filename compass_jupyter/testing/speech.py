@@ -27,7 +27,7 @@ _PERIODS = (40, 45, 48, 60, 72, 80, 90, 96)  # each divides the segment: phase-c
 _MIN_SAMPLES = SAMPLE_RATE // 2
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tone(period: int) -> bytes:
     one = array("h", (round(8000 * math.sin(2 * math.pi * k / period)) for k in range(period)))
     if sys.byteorder == "big":

@@ -61,7 +61,7 @@ class StreamWriter:
         payloads = 0
         for event in events:
             if event.kind == "payload":
-                if self._faults(lambda count: count <= payloads):
+                if self._faults(lambda count, sent=payloads: count <= sent):
                     return
                 payloads += 1
             elif event.kind in ("finish", "usage"):

@@ -21,9 +21,17 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-
 from .._exceptions import ToolError
-from .schema import ARRAY_ORIGINS, KEY_QUALIFIERS, OBJECT_ORIGINS, Unsupported, class_hints, short_repr, to_json, type_hints
+from .schema import (
+    ARRAY_ORIGINS,
+    KEY_QUALIFIERS,
+    OBJECT_ORIGINS,
+    Unsupported,
+    class_hints,
+    short_repr,
+    to_json,
+    type_hints,
+)
 
 __all__ = ["ToolRun", "run_tool", "run_tool_calls"]
 

@@ -157,7 +157,7 @@ def type_hints(func: Callable[..., Any], name: str) -> dict[str, Any]:
     elif inspect.isfunction(func) or inspect.ismethod(func):
         target = func
     else:
-        target = getattr(type(func), "__call__", func)
+        target = getattr(type(func), "__call__", func)  # noqa: B004  (a callable object: its class's __call__)
     try:
         return typing.get_type_hints(target, include_extras=True)
     except Exception as exc:  # NameError for an unresolved string annotation, and friends
@@ -456,7 +456,7 @@ def resolve_tools(
     a call to one is reported by :func:`run_tool` as one that cannot run here.
     """
     if callable(items) or isinstance(items, (Mapping, str, bytes)):
-        items = [items]  # type: ignore[list-item]  # a lone tool is a list of one
+        items = [items]  # a lone tool is a list of one
     schemas: list[dict[str, Any]] = []
     functions: dict[str, Callable[..., Any]] = {}
     origins: dict[str, str] = {}

@@ -92,9 +92,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from urllib.parse import quote
 from pathlib import Path
-from typing import Literal, Mapping, Sequence, Union
+from typing import Literal, Mapping, Sequence
+from urllib.parse import quote
 
 import nbformat
 from playwright.sync_api import Error as PlaywrightError
@@ -124,7 +124,7 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1400, "height": 1000}
 
 UI = Literal["lab", "notebook"]
-CellSpec = Union[str, tuple[str, str]]
+CellSpec = str | tuple[str, str]
 
 # The active notebook only: Lab keeps other open documents in the DOM, hidden.
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
@@ -163,7 +163,7 @@ class JupyterServer:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self, *, timeout: float = 90.0) -> "JupyterServer":
+    def start(self, *, timeout: float = 90.0) -> JupyterServer:
         """Start the server and wait until ``/api/status`` answers; returns ``self``."""
         dirs = {name: self.base_dir / name for name in ("config", "data", "runtime", "ipython")}
         for path in (self.root_dir, *dirs.values()):
