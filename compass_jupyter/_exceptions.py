@@ -127,16 +127,8 @@ class StreamError(APIError):
     Either way the partial reply is ``exc.reply``.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        body: Any = None,
-        reply: Reply | None = None,
-        broke_off: bool = True,
-    ) -> None:
-        super().__init__(message, status_code=status_code, body=body, reply=reply)
+    def __init__(self, message: str, *, broke_off: bool = True, **details: Any) -> None:
+        super().__init__(message, **details)  # status_code, body, reply as for every APIError
         self.broke_off = broke_off
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ._exceptions import ValidationError
 
@@ -57,13 +57,12 @@ def image_part(source: str | Path) -> dict[str, Any]:
         raise ValidationError(
             f"Image {text!r} is neither a file nor an http(s) URL. Give a path to a png/jpeg/gif/webp file or an image URL."
         )
-    size = path.stat().st_size
-    if size > MAX_IMAGE_BYTES:
-        raise ValidationError(
-            f"Image {path.name!r} is {size:,} bytes; Compass drops images over 8 MiB ({MAX_IMAGE_BYTES:,} bytes). "
-            "Resize or compress it first (e.g. with Pillow: img.thumbnail((2048, 2048)))."
-        )
-    data = path.read_bytes()
+    data = _read_capped(
+        path,
+        MAX_IMAGE_BYTES,
+        lambda size: f"Image {path.name!r} is {size:,} bytes; Compass drops images over 8 MiB ({MAX_IMAGE_BYTES:,} "
+        "bytes). Resize or compress it first (e.g. with Pillow: img.thumbnail((2048, 2048))).",
+    )
     mime = _image_mime(data[:16])
     if mime is None:
         raise ValidationError(
@@ -74,20 +73,26 @@ def image_part(source: str | Path) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{payload}"}}
 
 
+def _read_capped(path: Path, cap: int, too_big: Callable[[int], str]) -> bytes:
+    """The file's bytes; sized before it is read, so a huge file costs neither memory nor a request."""
+    size = os.stat(path).st_size
+    if size > cap:
+        raise ValidationError(too_big(size))
+    return path.read_bytes()
+
+
 def audio_part(source: str | Path) -> dict[str, Any]:
     """An ``input_audio`` part from a local wav or mp3 file of at most :data:`MAX_AUDIO_BYTES`."""
     path = Path(str(source)).expanduser()
     if not path.is_file():
         raise ValidationError(f"Audio file {str(source)!r} does not exist. Give the path to a wav or mp3 file.")
-    # Sized before it is read, so a huge file costs neither memory nor a request.
-    size = os.stat(path).st_size
-    if size > MAX_AUDIO_BYTES:
-        raise ValidationError(
-            f"Audio file {path.name!r} is {size:,} bytes ({size / 2**20:.1f} MiB); audio input is capped at 25 MiB "
-            f"({MAX_AUDIO_BYTES:,} bytes), so nothing was read or sent. Trim or compress it first, e.g. as mp3 "
-            "(about a tenth of the size of wav): ffmpeg -i input.wav -t 600 -b:a 64k output.mp3."
-        )
-    data = path.read_bytes()
+    data = _read_capped(
+        path,
+        MAX_AUDIO_BYTES,
+        lambda size: f"Audio file {path.name!r} is {size:,} bytes ({size / 2**20:.1f} MiB); audio input is capped at "
+        f"25 MiB ({MAX_AUDIO_BYTES:,} bytes), so nothing was read or sent. Trim or compress it first, e.g. as mp3 "
+        "(about a tenth of the size of wav): ffmpeg -i input.wav -t 600 -b:a 64k output.mp3.",
+    )
     fmt = _audio_format(data[:16])
     if fmt is None:
         raise ValidationError(

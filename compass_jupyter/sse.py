@@ -14,6 +14,7 @@ the accumulator (this path carries every token of every reply).
 
 from __future__ import annotations
 
+import itertools
 from typing import AsyncIterable, AsyncIterator, Iterable, Iterator
 
 __all__ = ["iter_data", "aiter_data"]
@@ -49,13 +50,10 @@ class _Events:
 def iter_data(lines: Iterable[str]) -> Iterator[str]:
     """The data of each event in ``lines``."""
     events = _Events()
-    for line in lines:
+    for line in itertools.chain(lines, ("",)):  # a last blank line delivers an event left open
         data = events.line(line)
         if data is not None:
             yield data
-    data = events.end()
-    if data is not None:
-        yield data
 
 
 async def aiter_data(lines: AsyncIterable[str]) -> AsyncIterator[str]:
