@@ -11,6 +11,8 @@ zero-length chunk, and on the way applies the scenario's shape (``crlf``,
 
 from __future__ import annotations
 
+import functools
+import operator
 import socket
 import time
 from collections.abc import Callable
@@ -61,7 +63,7 @@ class StreamWriter:
         payloads = 0
         for event in events:
             if event.kind == "payload":
-                if self._faults(lambda count, sent=payloads: count <= sent):
+                if self._faults(functools.partial(operator.ge, payloads)):  # a fault due at or before this count
                     return
                 payloads += 1
             elif event.kind in ("finish", "usage"):
