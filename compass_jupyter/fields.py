@@ -39,6 +39,7 @@ class Field:
     example: Any = None  # shown in error messages ("Use e.g. temperature=0.7")
     flag: str | None = None  # the %%compass option; None: only through --param
     short: str | None = None  # a short alias of the option
+    # The playground shows a control for a row with a step or a start (see playground.controls).
     step: float | None = None  # a playground slider's step; None: no generic slider
     start: Any = None  # where the playground's control starts before it is touched
 
@@ -80,12 +81,12 @@ def _rows() -> list[Field]:
         Field("max_completion_tokens", "integer", "the most tokens the reply may have, reasoning included", 1, example=256, flag="--max-completion-tokens"),
         Field("n", "integer", "number of choices; every choice is shown", 1, 128, example=1, flag="-n", start=1),
         Field("random_seed", "integer", "sampling seed, for replies that repeat", example=7, flag="--seed", start=0),
-        Field("top_logprobs", "integer", "alternatives shown per token with logprobs", 0, 20, example=5, start=3),
+        Field("top_logprobs", "integer", "alternatives shown per token with logprobs", 0, 20, example=5, start=5),
         Field("num_beams", "integer", "beam search width", 1, example=4),
         Field("max_seconds", "integer", "time budget of the request", INT32[0], INT32[1], example=60),
         Field("thinking_budget", "integer", "tokens the model may think", 1, example=1024),
-        Field("reasoning_effort", "choice", "how hard a reasoning model thinks", choices=REASONING_EFFORTS, example="low", flag="--reasoning-effort"),
-        Field("verbosity", "choice", "how long the answer is", choices=VERBOSITIES, example="low", flag="--verbosity"),
+        Field("reasoning_effort", "choice", "how hard a reasoning model thinks", choices=REASONING_EFFORTS, example="low", flag="--reasoning-effort", start="medium"),
+        Field("verbosity", "choice", "how long the answer is", choices=VERBOSITIES, example="low", flag="--verbosity", start="medium"),
         Field("stream", "boolean", "stream the reply"),
         Field("store", "boolean", "store the completion"),
         Field("do_sample", "boolean", "sample instead of greedy decoding"),

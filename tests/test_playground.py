@@ -191,6 +191,29 @@ def test_controls_the_model_does_not_support_are_disabled_with_the_reason_and_no
     assert "presence_penalty" not in pg.fields()
 
 
+def test_the_generic_controls_follow_the_fields_table() -> None:
+    from compass_jupyter.fields import FIELDS
+    from compass_jupyter.playground.controls import SPECIAL, shown
+
+    pg = Playground()
+    rows = [row for row in FIELDS.values() if shown(row)]
+    assert {"temperature", "top_p", "max_tokens", "random_seed", "reasoning_effort"} <= {r.name for r in rows}
+    for row in rows:
+        control = pg.params[row.name].input
+        assert control.value == row.start, row.name
+        if row.step is not None:
+            assert (control.min, control.max, control.step) == (row.low, row.high, row.step), row.name
+        if row.choices:
+            assert tuple(control.options) == row.choices, row.name
+    # The hand-written controls take their numbers from the table too.
+    top = pg.params["top_logprobs"].input
+    assert (top.min, top.max, top.value) == (FIELDS["top_logprobs"].low, FIELDS["top_logprobs"].high, FIELDS["top_logprobs"].start)
+    assert set(pg.params) - {r.name for r in rows} <= SPECIAL
+    # A control is named after its %%compass option, and set() takes that name as well.
+    assert pg.params["random_seed"].label == "seed"
+    assert pg.set(seed=11).fields() == {"random_seed": 11}
+
+
 def test_unsupported_reason_follows_the_catalog() -> None:
     assert unsupported_reason("reasoning_effort", "o3") is None
     assert "documented only for" in (unsupported_reason("reasoning_effort", "gpt-4o") or "")

@@ -1,0 +1,87 @@
+"""Compare mode: one message to several models, side by side inside the playground's transcript.
+
+The session's ``compare`` sends the turn to every picked model at once and keeps
+the first reply in the history. The columns are the widget :class:`CompareView`,
+changed so that it lives in the transcript: on its own it displays itself as a
+cell output when it starts and when it ends. Stop works per chunk: each model's
+observer raises :class:`~compass_jupyter.conversation.Cancelled` once the turn's
+cancel event is set.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from ..conversation import Cancelled, Session
+from ..views.widget import CompareView
+
+if TYPE_CHECKING:
+    from ..reply import Reply
+    from ..stream import Delta, Observer
+
+__all__ = ["MAX_COMPARE", "EmbeddedCompareView", "compare_work", "pick_problem"]
+
+MAX_COMPARE = 4
+
+
+def pick_problem(models: Sequence[str]) -> str | None:
+    """What is wrong with the picked models (None: they can be compared)."""
+    if 2 <= len(models) <= MAX_COMPARE:
+        return None
+    return (
+        f"Compare needs two to {MAX_COMPARE} models, and {len(models)} are picked. "
+        "Pick them in the Compare list (Ctrl- or Cmd-click picks several), then press Compare."
+    )
+
+
+class EmbeddedCompareView(CompareView):
+    """A CompareView that the playground places in its transcript instead of displaying it."""
+
+    # Its widget is already in the transcript, so displaying it when it starts and
+    # when it ends would only add stray outputs.
+    def show(self) -> EmbeddedCompareView:
+        return self
+
+    def _publish(self, replies: list[Reply], error: Any) -> None:
+        self._done = True
+        for reply, model in zip(replies, self.models):
+            reply.model = reply.model or model
+
+
+def compare_work(
+    current: Callable[[], Session],
+    text: str,
+    *,
+    models: list[str],
+    stream: bool,
+    system: str | None,
+    fields: dict[str, Any],
+    view: EmbeddedCompareView,
+    cancel: threading.Event,
+) -> Callable[[], list[Reply]]:
+    """The blocking call that compares ``models`` on the session ``current()`` returns, for a worker thread."""
+    # The views' observers are a method today; taking an attribute as well keeps this
+    # working if they become one.
+    observers = view.observers() if callable(view.observers) else view.observers
+
+    def stoppable(observer: Observer) -> Observer:
+        def observe(delta: Delta) -> None:
+            if cancel.is_set():
+                raise Cancelled(delta.reply)
+            observer(delta)
+
+        return observe
+
+    def work() -> list[Reply]:
+        return current().compare(
+            text,
+            models=models,
+            stream=stream,
+            system=system,
+            observers={m: stoppable(o) for m, o in observers.items()},
+            poll=view.poll,
+            **fields,
+        )
+
+    return work
