@@ -16,28 +16,30 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from ._exceptions import CompassError, ConfigError, StreamError, ToolError, ValidationError
 from .client import Client
 from .settings import config
 from .media import user_content
-from .reply import Reply, ToolCall, Usage
-from .stream import Delta, Observer
+from .reply import Reply, Usage
+from .stream import Delta
+from .turn import (
+    Cancelled,
+    CompareControls,
+    CompareObserver,
+    TurnControls,
+    TurnObserver,
+    playground_compare_observer,
+    playground_observer,
+    watched,
+)
 
 __all__ = ["Session", "Turn", "Cancelled", "session", "default_client", "chat"]
 
 EXPORT_FORMAT = "compass-jupyter/conversation"
 _USAGE_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens", "reasoning_tokens", "cached_tokens", "audio_tokens", "prompt_audio_tokens")
 _API_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
-
-
-class Cancelled(Exception):
-    """Raised inside a stream when its ``cancel`` event is set (a Stop button)."""
-
-    def __init__(self, reply: Reply | None = None) -> None:
-        super().__init__("cancelled")
-        self.reply = reply
 
 
 @dataclass
@@ -133,19 +135,6 @@ def _message_problem(message: Any) -> str | None:
 
 def _for_api(message: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in message.items() if k in _API_KEYS}
-
-
-def _cancellable(on_delta: Observer | None, cancel: threading.Event | None) -> Observer | None:
-    if cancel is None:
-        return on_delta
-
-    def observe(delta: Delta) -> None:
-        if cancel.is_set():
-            raise Cancelled(delta.reply)
-        if on_delta is not None:
-            on_delta(delta)
-
-    return observe
 
 
 class Session:
@@ -252,50 +241,41 @@ class Session:
             ensure_backend()
         return client or self.client or default_client()
 
-    def chat(
-        self,
-        text: str,
-        *,
-        model: str | None = None,
-        stream: bool = True,
-        system: str | None = None,
-        history: bool = True,
-        new: bool = False,
-        tools: Iterable[Callable[..., Any] | Mapping[str, Any]] | None = None,
-        images: list[str | Path] | None = None,
-        audio_in: str | Path | None = None,
-        name: str | None = None,
-        client: Client | None = None,
-        on_delta: Observer | None = None,
-        on_tool: Callable[[ToolCall], None] | None = None,
-        on_round: Callable[[Reply], None] | None = None,
-        cancel: threading.Event | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        **fields: Any,
-    ) -> Reply:
+    def chat(self, text: str, *, observer: TurnObserver | None = None, **kwargs: Any) -> Reply:
         """Send ``text`` as the next user turn and return the model's Reply.
 
-        ``tools`` (Python callables or tool dicts) are offered to the model; calls to
-        callables are run and their results sent back until the model answers in
-        text, at most ``max_tool_rounds`` times. ``history=False`` neither reads
-        nor writes the conversation. ``cancel`` (a threading.Event) stops a stream
-        from another thread; the partial reply is kept like an interrupted one.
+        ``kwargs`` are the turn's controls (the fields of :class:`~.turn.TurnControls`:
+        ``model``, ``stream``, ``system``, ``history``, ``new``, ``tools``, ``images``,
+        ``audio_in``, ``name``, ``client``, ``extra_body``) and request fields by their
+        documented names (``temperature``, ``logprobs``, ...), told apart in one place,
+        :meth:`TurnControls.split`. ``tools`` (Python callables or tool dicts) are
+        offered to the model; calls to callables are run and their results sent back
+        until the model answers in text, at most ``max_tool_rounds`` times.
+        ``history=False`` neither reads nor writes the conversation. ``observer`` (a
+        :class:`~.turn.TurnObserver`) sees the deltas, tool rounds and tool results,
+        and stops the stream when its ``cancelled()`` turns True; the partial reply
+        is then kept like an interrupted one.
         """
+        # The playground's on_delta=/on_tool=/on_round=/cancel= until it passes observer= (then this line goes).
+        observer = playground_observer(observer, kwargs)
+        controls, fields = TurnControls.split(kwargs)
+        return self._chat(text, controls, fields, observer)
+
+    def _chat(self, text: str, controls: TurnControls, fields: dict[str, Any], observer: TurnObserver) -> Reply:
         from .tools import resolve_tools, run_tool_calls
 
-        client = self._client(client)
-        user: dict[str, Any] = {"role": "user", "content": user_content(text, images=images, audio=audio_in)}
-        if name:
-            user["name"] = name
-        schemas, functions = resolve_tools(tools) if tools else ([], {})
+        c = controls
+        client = self._client(c.client)
+        user = self._user_message(text, c)
+        schemas, functions = resolve_tools(c.tools) if c.tools else ([], {})
         if schemas:
             fields["tools"] = schemas
-        prior = self.api_messages(system=system, history=history and not new)
-        if new and history:
+        prior = self.api_messages(system=c.system, history=c.history and not c.new)
+        if c.new and c.history:
             # Checked before the reset, so a refused request leaves the conversation as it was.
-            client.prepare(prior + [_for_api(user)], model=model, stream=stream, extra_body=extra_body, **fields)
+            client.prepare(prior + [_for_api(user)], model=c.model, stream=c.stream, extra_body=c.extra_body, **fields)
             self.reset(keep_system=True)
-        observer = _cancellable(on_delta, cancel)
+        on_delta = watched(observer)
         max_rounds = int(config.get("max_tool_rounds"))
 
         pending: list[dict[str, Any]] = [user]
@@ -304,17 +284,17 @@ class Session:
             try:
                 reply = client.chat(
                     prior + [_for_api(m) for m in pending],
-                    model=model,
-                    stream=stream,
-                    on_delta=observer,
-                    extra_body=extra_body,
+                    model=c.model,
+                    stream=c.stream,
+                    on_delta=on_delta,
+                    extra_body=c.extra_body,
                     **fields,
                 )
             except (KeyboardInterrupt, Cancelled) as stop:
                 partial = getattr(stop, "reply", None)
                 if partial is not None:
                     partial.incomplete = partial.interrupted = True
-                    self._commit_broken(user, partial, history=history, system=system)
+                    self._commit_broken(user, partial, history=c.history, system=c.system)
                 if isinstance(stop, Cancelled):
                     return partial if partial is not None else Reply(incomplete=True, interrupted=True)
                 raise
@@ -322,7 +302,7 @@ class Session:
                 # A reply that broke off is kept as incomplete; one the server sent wrong (an error
                 # event, data of the wrong shape) leaves the history as it was.
                 if isinstance(exc, StreamError) and exc.broke_off and exc.reply is not None:
-                    self._commit_broken(user, exc.reply, history=history, system=system)
+                    self._commit_broken(user, exc.reply, history=c.history, system=c.system)
                 raise
             steps.append(reply)
             calls = reply.first.tool_calls
@@ -335,15 +315,13 @@ class Session:
                     "make the tools' results answer the question more directly.",
                     reply=reply,
                 )
-            if on_round is not None:
-                on_round(reply)
+            observer.on_round(reply)
             pending.append(reply.first.message())
-            runs = run_tool_calls(functions, [(c.id, c.name, c.arguments_json) for c in calls])
+            runs = run_tool_calls(functions, [(call.id, call.name, call.arguments_json) for call in calls])
             for call, run in zip(calls, runs):
                 call.result, call.content, call.error, call.duration = run.result, run.content, run.error, run.duration
                 pending.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": run.content})
-                if on_tool is not None:
-                    on_tool(call)
+                observer.on_tool(call)
             # "required" or a named tool_choice would make the model call tools forever; after the
             # first round the model must be free to answer in text.
             if fields.get("tool_choice") not in (None, "none", "auto"):
@@ -351,66 +329,66 @@ class Session:
 
         reply.steps = steps[:-1]
         pending.append(reply.first.message())
-        kind = "chat" if history else "no-history"
-        self._commit(pending, [Turn.of(reply, kind=kind, usage=reply.total_usage, tool_rounds=len(steps) - 1)], history=history, system=system)
+        kind = "chat" if c.history else "no-history"
+        turn = Turn.of(reply, kind=kind, usage=reply.total_usage, tool_rounds=len(steps) - 1)
+        self._commit(pending, [turn], history=c.history, system=c.system)
         return reply
 
-    def compare(
-        self,
-        text: str,
-        *,
-        models: list[str],
-        pick: int = 0,
-        stream: bool = True,
-        system: str | None = None,
-        history: bool = True,
-        new: bool = False,
-        images: list[str | Path] | None = None,
-        audio_in: str | Path | None = None,
-        name: str | None = None,
-        client: Client | None = None,
-        observers: Mapping[str, Observer] | None = None,
-        poll: Callable[[], None] | None = None,
-        poll_interval: float = 0.04,
-        extra_body: Mapping[str, Any] | None = None,
-        **fields: Any,
-    ) -> list[Reply]:
+    @staticmethod
+    def _user_message(text: str, controls: TurnControls) -> dict[str, Any]:
+        user: dict[str, Any] = {"role": "user", "content": user_content(text, images=controls.images, audio=controls.audio_in)}
+        if controls.name:
+            user["name"] = controls.name
+        return user
+
+    def compare(self, text: str, *, observer: CompareObserver | None = None, **kwargs: Any) -> list[Reply]:
         """Send one turn to several models at once; the history keeps ``models[pick]``'s reply.
 
-        Requests run in threads; ``poll`` is called on this thread while they run
-        (so views can render from the thread that owns the display).
+        ``kwargs`` are :meth:`chat`'s, without ``tools``, plus ``models`` (at least two),
+        ``pick`` (the index of the reply the history keeps) and ``poll_interval``: the
+        fields of :class:`~.turn.CompareControls`. Requests run in threads; ``observer``
+        (a :class:`~.turn.CompareObserver`) gives one observer per model, called on those
+        threads, and its ``poll()`` is called on this thread while they run (so views can
+        render from the thread that owns the display).
         """
+        # The playground's observers=/poll= until it passes observer= (then this line goes).
+        observer = playground_compare_observer(observer, kwargs)
+        controls, fields = CompareControls.split(kwargs)
+        return self._compare(text, controls, fields, observer)
+
+    def _compare(self, text: str, controls: CompareControls, fields: dict[str, Any], observer: CompareObserver) -> list[Reply]:
+        c = controls
+        models, pick = list(c.models), c.pick
         if len(models) < 2:
             raise ValidationError("Compare mode needs at least two models, e.g. -m gpt-4o,gpt-4.1.")
         if not 0 <= pick < len(models):
             raise ValidationError(f"pick must be between 0 and {len(models) - 1} (got {pick}).")
-        if fields.get("tools"):
+        if c.tools:
             raise ValidationError("Tools cannot be used in compare mode; compare the models without --tools.")
-        client = self._client(client)
-        user: dict[str, Any] = {"role": "user", "content": user_content(text, images=images, audio=audio_in)}
-        if name:
-            user["name"] = name
-        messages = self.api_messages(system=system, history=history and not new) + [_for_api(user)]
+        client = self._client(c.client)
+        user = self._user_message(text, c)
+        messages = self.api_messages(system=c.system, history=c.history and not c.new) + [_for_api(user)]
         for model in models:  # every request is checked before any is sent (or the history reset)
-            client.prepare(messages, model=model, stream=stream, extra_body=extra_body, **fields)
-        if new and history:
+            client.prepare(messages, model=model, stream=c.stream, extra_body=c.extra_body, **fields)
+        if c.new and c.history:
             self.reset(keep_system=True)
 
-        cancel = threading.Event()
+        interrupted = threading.Event()
         latest: dict[str, Reply] = {}
+        watchers = {model: observer.observer(model) for model in models}
+
+        def stopped() -> bool:
+            return interrupted.is_set() or observer.cancelled()
 
         def run(model: str) -> Reply:
-            outer = (observers or {}).get(model)
+            on_delta = watched(watchers[model], stop=stopped)
 
             def observe(delta: Delta) -> None:
                 latest[model] = delta.reply
-                if cancel.is_set():
-                    raise Cancelled()
-                if outer is not None:
-                    outer(delta)
+                on_delta(delta)
 
             try:
-                return client.chat(messages, model=model, stream=stream, on_delta=observe, extra_body=extra_body, **fields)
+                return client.chat(messages, model=model, stream=c.stream, on_delta=observe, extra_body=c.extra_body, **fields)
             except Cancelled:
                 partial = latest.get(model) or Reply(model=model)
                 partial.incomplete = partial.interrupted = True
@@ -426,21 +404,20 @@ class Session:
         try:
             pending = set(futures)
             while pending:
-                _, pending = wait(pending, timeout=poll_interval)
-                if poll is not None:
-                    poll()
+                _, pending = wait(pending, timeout=c.poll_interval)
+                observer.poll()
         except KeyboardInterrupt:
-            cancel.set()
+            interrupted.set()
             wait(futures)
             replies = [f.result() for f in futures]
-            self._record_compare(user, replies, pick, history=history, system=system)
+            self._record_compare(user, replies, pick, history=c.history, system=c.system)
             raise
         finally:
             pool.shutdown(wait=False)
         replies = [f.result() for f in futures]
         for model, reply in zip(models, replies):
             reply.model = reply.model or model
-        self._record_compare(user, replies, pick, history=history, system=system)
+        self._record_compare(user, replies, pick, history=c.history, system=c.system)
         return replies
 
     def _record_compare(self, user: dict[str, Any], replies: list[Reply], pick: int, *, history: bool, system: str | None) -> None:

@@ -140,7 +140,7 @@ def _logprobs(value: Any, path: str) -> list[TokenLogprob] | None:
             TokenLogprob(
                 token=shapes.text(entry.get("token"), f"{where}.token") or "",
                 logprob=_logprob(entry.get("logprob"), f"{where}.logprob"),
-                bytes=raw_bytes,  # type: ignore[arg-type]
+                bytes=raw_bytes,
                 top=top,
             )
         )

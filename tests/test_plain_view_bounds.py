@@ -194,12 +194,12 @@ def test_compare_view_bytes_grow_linearly(wire: Wire) -> None:
         wire.messages.clear()
         clock = Clock()
         view = PlainCompareView(["a", "b"], clock=clock)
-        observers = view.observers()
+        observers = {model: view.observer(model) for model in view.models}
         replies = {name: Reply(model=name, choices=[Choice()]) for name in observers}
         for token in tokens(count):
-            for name, observe in observers.items():
+            for name, observer in observers.items():
                 replies[name].choices[0].text += token
-                observe(Delta(reply=replies[name], choice=0, text=token))
+                observer.on_delta(Delta(reply=replies[name], choice=0, text=token))
             view.poll()
             clock.now += 0.01
         view.finish(list(replies.values()))

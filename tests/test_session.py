@@ -12,6 +12,7 @@ import pytest
 import compass_jupyter as cj
 from compass_jupyter.settings import config
 from compass_jupyter.testing import Scenario
+from compass_jupyter.turn import TurnObserver
 
 
 def sent_messages(server) -> list[dict]:
@@ -79,18 +80,22 @@ def test_broken_stream_is_recorded_incomplete_and_never_resent(compass_server):
     assert "(incomplete)" in cj.session().transcript()
 
 
-def test_cancel_event_stops_a_stream_and_keeps_the_partial(compass_server):
+def test_an_observer_stop_event_stops_a_stream_and_keeps_the_partial(compass_server):
     compass_server.delay = 0.02
-    cancel = threading.Event()
+    cancel = threading.Event()  # what a Stop button sets, from another thread
     pieces = []
 
-    def on_delta(delta):
-        if delta.text:
-            pieces.append(delta.text)
-            if len(pieces) == 3:
-                cancel.set()
+    class Observer(TurnObserver):
+        def on_delta(self, delta):
+            if delta.text:
+                pieces.append(delta.text)
+                if len(pieces) == 3:
+                    cancel.set()
 
-    reply = cj.chat("Write a long answer about many things", on_delta=on_delta, cancel=cancel)
+        def cancelled(self):
+            return cancel.is_set()
+
+    reply = cj.chat("Write a long answer about many things", observer=Observer())
     assert reply.interrupted and reply.incomplete
     # the piece that arrived with the cancel check is kept too: nothing received is dropped
     assert reply.text.startswith("".join(pieces)) and len(reply.text) > len("".join(pieces))

@@ -311,16 +311,15 @@ def test_tool_calls_listed_with_their_results(client: Client, wire: Wire) -> Non
         """The weather in a city."""
         return f"Sunny in {city}"
 
-    view = LiveReplyView()
     tools_seen: list[str] = []
 
-    def on_tool(call: Any) -> None:
-        view.on_tool(call)
-        tools_seen.append(view._tools.value)
+    class Watched(LiveReplyView):
+        def on_tool(self, call: Any) -> None:
+            super().on_tool(call)
+            tools_seen.append(self._tools.value)
 
-    reply = Session(client).chat(
-        "Use get_weather for Paris", tools=[get_weather], on_delta=view.on_delta, on_tool=on_tool, on_round=view.on_round
-    )
+    view = Watched()
+    reply = Session(client).chat("Use get_weather for Paris", tools=[get_weather], observer=view)
     assert "Sunny in Paris" in tools_seen[0], "the result shows as soon as the tool ran"
     view.finish(reply)
     assert view._tools.value.count('class="compass-tool-call"') == 1
@@ -371,13 +370,13 @@ def test_compare_view_renders_on_poll_from_worker_threads(
     models = ["gpt-4o", "gpt-4.1"]
     polled_on: set[str] = set()
     with capture_output() as captured:
-        view = CompareView(models, pick=1)
+        class Polled(CompareView):
+            def poll(self) -> None:
+                polled_on.add(threading.current_thread().name)
+                super().poll()
 
-        def poll() -> None:
-            polled_on.add(threading.current_thread().name)
-            view.poll()
-
-        replies = Session(client).compare("Plan a trip", models=models, observers=view.observers(), poll=poll)
+        view = Polled(models, pick=1)
+        replies = Session(client).compare("Plan a trip", models=models, observer=view)
         renders_while_streaming = [c.renders for c in view.columns]
         view.finish(replies)
     assert polled_on == {threading.main_thread().name}
@@ -519,7 +518,7 @@ def test_compare_marks_only_the_model_whose_stream_broke(
     models = ["gpt-4o", "gpt-4.1"]
     with capture_output() as captured:
         view = CompareView(models)
-        replies = Session(client).compare("Plan a trip", models=models, observers=view.observers(), poll=view.poll)
+        replies = Session(client).compare("Plan a trip", models=models, observer=view)
         view.finish(replies)
     broken = [i for i, r in enumerate(replies) if r.incomplete]
     assert len(broken) == 1
@@ -539,13 +538,57 @@ def test_compare_interrupted_keeps_what_arrived(shell: InteractiveShell, wire: W
     view = CompareView(["a", "b"])
     partial = Reply(model="a", choices=[Choice(text="Half")])
     with capture_output() as captured:
-        view.observer("a")(Delta(reply=partial, choice=0, text="Half"))
+        view.observer("a").on_delta(Delta(reply=partial, choice=0, text="Half"))
         view.poll()
         view.fail(KeyboardInterrupt(), interrupted=True)
     assert partial.interrupted and "Interrupted" in view.columns[0]._banner.value
     assert "Half" in shown_text(view.columns[0])
     kept = [o for o in outputs(captured.outputs) if any(o.values())]
     assert len(kept) == 1 and "interrupted: the reply is partial" in kept[0]["text/html"]
+
+
+def test_stop_ends_the_turn_at_the_next_chunk_and_keeps_the_partial(
+    client: Client, server: StandInServer, shell: InteractiveShell, wire: Wire
+) -> None:
+    # What a Stop button does once the view is the turn's observer: view.stop() from any thread.
+    server.enqueue(Scenario(tokens=400, delay=0.005))
+
+    class StopEarly(LiveReplyView):
+        def on_delta(self, delta: Delta) -> None:
+            super().on_delta(delta)
+            if len(delta.reply.text) > 40:
+                self.stop()
+
+    conversation = Session(client)
+    with capture_output():
+        view = StopEarly()
+        reply = conversation.chat("Plan a trip", observer=view)
+        view.fail(reply, "stopped")
+    assert view.cancelled() and reply.interrupted and reply.incomplete
+    assert 40 < len(reply.text) and len(reply.text.split()) < 400
+    assert h.markdown_html(reply.text) in shown_text(view)
+    assert conversation.messages[-1]["interrupted"] is True
+
+
+def test_compare_stop_ends_every_column_and_keeps_what_arrived(
+    client: Client, server: StandInServer, shell: InteractiveShell, wire: Wire
+) -> None:
+    server.enqueue(Scenario(tokens=400, delay=0.005, times=2))
+    models = ["gpt-4o", "gpt-4.1"]
+
+    class StopWhenBothStarted(CompareView):
+        def poll(self) -> None:
+            super().poll()
+            if all(c._pieces > 3 for c in self.columns):
+                self.stop()
+
+    with capture_output():
+        view = StopWhenBothStarted(models)
+        replies = Session(client).compare("Plan a trip", models=models, observer=view)
+        view.finish(replies)
+    assert view.cancelled()
+    assert all(r.interrupted and r.incomplete and r.text for r in replies)
+    assert all("Interrupted" in c._banner.value for c in view.columns)
 
 
 def test_compare_warnings_from_worker_threads_wait_for_poll(shell: InteractiveShell, wire: Wire) -> None:

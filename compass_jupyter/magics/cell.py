@@ -84,13 +84,7 @@ def _chat(text: str, options: CellOptions, store: Callable[[Any], None]) -> None
     view = live_view(fmt=options.fmt, stream=options.kwargs.get("stream", True), warn=display.warning)
     try:
         with _warnings_to(view.warning):
-            reply = session().chat(
-                text,
-                on_delta=view.on_delta,
-                on_tool=view.on_tool,
-                on_round=view.on_round,
-                **options.kwargs,
-            )
+            reply = session().chat(text, observer=view, **options.kwargs)
     except KeyboardInterrupt as stop:
         partial = getattr(stop, "reply", None)
         view.fail(partial, stop)
@@ -130,14 +124,7 @@ def _compare(text: str, options: CellOptions, store: Callable[[Any], None]) -> N
     )
     try:
         with _warnings_to(view.warning):
-            replies = session().compare(
-                text,
-                models=options.models,
-                pick=options.pick,
-                observers=view.observers(),
-                poll=view.poll,
-                **options.kwargs,
-            )
+            replies = session().compare(text, models=options.models, pick=options.pick, observer=view, **options.kwargs)
     except KeyboardInterrupt as stop:
         view.fail(stop, interrupted=True)
         raise display.error(

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 from .._exceptions import ValidationError
 from .. import fields
 from ..jsonsafe import MAX_JSON_DEPTH, check_json
+from ..turn import not_request_fields
 
 __all__ = ["CellOptions", "FORMATS", "parse", "parser", "usage"]
 
@@ -72,7 +73,7 @@ def _build_parser() -> _Parser:
     p.add_argument("-s", "--system", metavar="TEXT", help="the conversation's system message (replaces the previous one)")
     # One option per request field the fields table gives a flag, typed by the field's kind.
     for row in fields.flagged():
-        names = [row.short, row.flag] if row.short else [row.flag]
+        names = [name for name in (row.short, row.flag) if name]
         convert, metavar = _BY_KIND.get(row.kind, (str, "V"))
         p.add_argument(*names, dest=row.name, type=convert, metavar=metavar, help=row.option_help)
     p.add_argument(
@@ -174,28 +175,8 @@ def _unknown(tokens: list[str]) -> ValidationError:
     return ValidationError(f"%%compass has no option {name!r}. {hint}{_HELP_HINT}")
 
 
-# Names --param must not smuggle in: the magic's own options (or Session arguments) set them.
-_NOT_PARAMS = {
-    "model": "-m/--model",
-    "stream": "--stream/--no-stream",
-    "messages": "the cell body (and the session history)",
-    "system": "-s/--system",
-    "name": "--name",
-    "history": "--no-history",
-    "new": "--new",
-    "images": "--image",
-    "audio_in": "--audio",
-    "client": "a cj.Client with cj.chat(..., client=...)",
-    "on_delta": "the Python API",
-    "on_tool": "the Python API",
-    "on_round": "the Python API",
-    "cancel": "the Python API",
-    "extra_body": "cj.chat(..., extra_body={...})",
-    "observers": "the Python API",
-    "poll": "the Python API",
-    "models": "-m a,b",
-    "pick": "--pick",
-}
+# Names --param must not smuggle in: the turn's controls and Session's own arguments, with what sets each.
+_NOT_PARAMS = not_request_fields()
 
 
 def _variable(name: str, namespace: Mapping[str, Any], option: str) -> Any:

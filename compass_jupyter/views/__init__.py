@@ -1,11 +1,14 @@
 """Views of a reply while it arrives and once it is done.
 
-A view is an observer of one turn: the engine calls ``on_delta(delta)`` for each
-chunk (and ``on_tool(call)`` / ``on_round(reply)`` in a tool loop), ``warning(text)``
-shows a warning about the turn (once), then the
-caller ends it with ``finish(reply)`` or ``fail(reply, error)``. A compare view
-hands out one observer per model (called from worker threads) and renders in
-``poll()`` on the thread that owns the display.
+A view is the observer of one turn (a :class:`~compass_jupyter.turn.TurnObserver`,
+passed as ``Session.chat(..., observer=view)``): the engine calls ``on_delta(delta)``
+for each chunk (and ``on_round(reply)`` / ``on_tool(call)`` in a tool loop) and asks
+``cancelled()`` between chunks (``view.stop()`` makes it True: a Stop button);
+``warning(text)`` shows a warning about the turn (once), then the caller ends it with
+``finish(reply)`` or ``fail(reply, error)``. A compare view is a
+:class:`~compass_jupyter.turn.CompareObserver`: it hands out one observer per model
+(called from worker threads) and renders in ``poll()`` on the thread that owns the
+display.
 
 :func:`live_view` and :func:`compare_view` choose the view from the ``view``
 setting: ``widget`` (:mod:`.widget`, live panels), ``plain`` (:mod:`.plain`, plain
@@ -18,35 +21,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..turn import CompareObserver, TurnObserver
+
 if TYPE_CHECKING:
-    from ..reply import Reply, ToolCall
-    from ..stream import Delta, Observer
+    from ..reply import Reply
 
 __all__ = ["CompareView", "ReplyView", "compare_view", "live_view"]
 
 
-class ReplyView(Protocol):
-    def on_delta(self, delta: Delta) -> None: ...
-
+class ReplyView(TurnObserver, Protocol):
     def warning(self, message: str) -> None: ...
 
-    def on_tool(self, call: ToolCall) -> None: ...
-
-    def on_round(self, reply: Reply) -> None: ...
+    def stop(self) -> None: ...
 
     def finish(self, reply: Reply) -> None: ...
 
     def fail(self, reply: Reply | None, error: BaseException | str) -> None: ...
 
 
-class CompareView(Protocol):
-    def observer(self, model: str) -> Observer: ...
-
-    def observers(self) -> dict[str, Observer]: ...
-
+class CompareView(CompareObserver, Protocol):
     def warning(self, message: str) -> None: ...
 
-    def poll(self) -> None: ...
+    def stop(self) -> None: ...
 
     def finish(self, replies: list[Reply]) -> None: ...
 

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..rendering.compare import compare_bundle, compare_live_bundle
 from ..rendering.parts import tool_calls_of
 from ..rendering.reply import json_bundle, live_markdown, reply_bundle
+from ..turn import CompareObserver, TurnObserver
 
 if TYPE_CHECKING:
     from IPython.display import DisplayHandle
 
     from ..reply import Reply, ToolCall
-    from ..stream import Delta, Observer
+    from ..stream import Delta
 
 __all__ = ["LIVE_TAIL", "MIN_INTERVAL", "PlainCompareView", "PlainLiveView"]
 
@@ -190,8 +191,11 @@ class _LiveOutput:
             self.handle = None
 
 
-class PlainLiveView:
-    """Streams one reply as markdown, then leaves one final markdown output (reply + summary line)."""
+class PlainLiveView(TurnObserver):
+    """Streams one reply as markdown, then leaves one final markdown output (reply + summary line).
+
+    The observer of the turn: ``Session.chat(text, observer=view)``.
+    """
 
     def __init__(
         self,
@@ -210,12 +214,20 @@ class PlainLiveView:
         self._output = _LiveOutput(interval, clock)
         self._warned: set[str] = set()
         self._fences: dict[Any, _Fences] = {}
+        self._stop = threading.Event()
 
     @property
     def renders(self) -> int:
         return self._output.renders
 
     # -- observer ----------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop the turn at its next chunk (from any thread); the partial reply is kept."""
+        self._stop.set()
+
+    def cancelled(self) -> bool:
+        return self._stop.is_set()
+
     def on_delta(self, delta: Delta) -> None:
         self.reply = delta.reply
         self._warn(delta.reply.warnings)
@@ -296,8 +308,24 @@ class PlainLiveView:
             self.warning(message)
 
 
-class PlainCompareView:
-    """Several models' replies: one live markdown while they arrive, then side by side (``compare_bundle``)."""
+class _Column(TurnObserver):
+    """One model's observer in a PlainCompareView: records on the worker thread, renders nothing."""
+
+    def __init__(self, view: PlainCompareView, model: str) -> None:
+        self.view, self.model = view, model
+
+    def on_delta(self, delta: Delta) -> None:
+        view = self.view
+        with view._lock:
+            view.latest[self.model] = delta.reply
+            view._dirty = True
+
+
+class PlainCompareView(CompareObserver):
+    """Several models' replies: one live markdown while they arrive, then side by side (``compare_bundle``).
+
+    The observer of the turn: ``Session.compare(text, models=..., observer=view)``.
+    """
 
     def __init__(
         self,
@@ -321,22 +349,22 @@ class PlainCompareView:
         self._output = _LiveOutput(interval, clock)
         self._warned: set[str] = set()
         self._fences: dict[str, _Fences] = {}
+        self._stop = threading.Event()
 
     @property
     def renders(self) -> int:
         return self._output.renders
 
-    def observer(self, model: str) -> Observer:
+    def observer(self, model: str) -> TurnObserver:
         # Called on a worker thread: only record; poll() renders on the display's thread.
-        def observe(delta: Delta) -> None:
-            with self._lock:
-                self.latest[model] = delta.reply
-                self._dirty = True
+        return _Column(self, model)
 
-        return observe
+    def stop(self) -> None:
+        """Stop every model's reply at its next chunk (from any thread); the partial replies are kept."""
+        self._stop.set()
 
-    def observers(self) -> dict[str, Observer]:
-        return {model: self.observer(model) for model in self.models}
+    def cancelled(self) -> bool:
+        return self._stop.is_set()
 
     def poll(self) -> None:
         with self._lock:

@@ -1,8 +1,9 @@
 """Live reply views built from ipywidgets: one streaming reply, and several models side by side.
 
-They follow the protocol of :mod:`compass_jupyter.views`: ``on_delta(delta)``
-while a reply arrives (plus ``on_tool``, ``on_round`` and ``warning``), then
-``finish(reply)`` or ``fail(reply, error)``. ``show()`` displays a view; the
+They follow the protocol of :mod:`compass_jupyter.views`: each is the turn's
+observer (``Session.chat(..., observer=view)``: ``on_delta(delta)`` while a reply
+arrives, plus ``on_tool``, ``on_round``, ``cancelled``), shows ``warning``s, and
+ends with ``finish(reply)`` or ``fail(reply, error)``. ``show()`` displays a view; the
 first render does it too.
 
 Why they look the way they do:
@@ -34,6 +35,7 @@ from ..rendering.parts import tool_calls_html, tool_calls_of
 from ..rendering.reply import choice_extras_html, is_spoken, reply_html_bundle
 from ..rendering.status import banner_html, status_html
 from ..reply import Reply, ToolCall
+from ..turn import CompareObserver, TurnObserver
 
 if TYPE_CHECKING:
     from IPython.display import DisplayHandle
@@ -234,12 +236,13 @@ class _ChoiceView:
         self.box.close()
 
 
-class LiveReplyView:
+class LiveReplyView(TurnObserver):
     """A reply that renders while it streams: text, tool calls, choices, status line.
 
-    ``view = LiveReplyView()``; pass ``view.on_delta`` as the request's
-    ``on_delta`` (and ``view.on_tool`` / ``view.on_round`` in a tool loop); end
-    with ``view.finish(reply)`` or ``view.fail(reply_or_None, error)``.
+    ``view = LiveReplyView()``; pass it as ``Session.chat(..., observer=view)`` (or
+    ``view.on_delta`` as ``Client.chat``'s ``on_delta``); ``view.stop()`` stops the
+    turn at its next chunk; end with ``view.finish(reply)`` or
+    ``view.fail(reply_or_None, error)``.
 
     ``fmt``: markdown, text, code or json. ``live=False`` shows nothing until
     the end. ``interval``: least seconds between two renders. ``warn``: where
@@ -283,6 +286,7 @@ class LiveReplyView:
         self._handle: DisplayHandle | None = None
         self._final: dict[str, Any] | None = None  # the plain renderings, once finished
         self._done = False
+        self._stop = threading.Event()
         self.renders = 0  # renders while streaming (for benchmarks and tests)
 
         self._title = w.HTML(value=f'<div style="font-weight:600">{escape(title)}</div>' if title else "")
@@ -373,17 +377,24 @@ class LiveReplyView:
                 self._render_if_due()
 
     def on_tool(self, call: ToolCall) -> None:
-        """A tool ran (``Session.chat(on_tool=...)``): show its result now."""
+        """A tool ran: show its result now."""
         with self._lock:
             self._remember(call)
             if self.live and not self._defer and not self._done:
                 self._render(self._clock())
 
     def on_round(self, reply: Reply) -> None:
-        """A tool round ended (``Session.chat(on_round=...)``): its calls are about to run."""
+        """A tool round ended: its calls are about to run."""
         with self._lock:
             for call in reply.tool_calls:
                 self._remember(call)
+
+    def stop(self) -> None:
+        """Stop the turn at its next chunk (from any thread, e.g. a Stop button); the partial reply is kept."""
+        self._stop.set()
+
+    def cancelled(self) -> bool:
+        return self._stop.is_set()
 
     def warning(self, message: str) -> None:
         """Show a warning about this turn once, however often the engine repeats it."""
@@ -534,13 +545,14 @@ class LiveReplyView:
         return reply_html_bundle(reply, self.fmt, tool_calls=self._calls, error=error, warnings=warnings)
 
 
-class CompareView:
+class CompareView(CompareObserver):
     """Several models' replies side by side, live: one column per model.
 
-    ``view.observer(model)`` is that column's ``on_delta`` (called on a worker
-    thread, it only records); ``view.poll()`` renders from the thread that owns
-    the display, as ``Session.compare(observers=view.observers(), poll=view.poll)``
-    does. End with ``view.finish(replies)`` or ``view.fail(error)``.
+    The turn's observer: ``Session.compare(..., observer=view)``. ``view.observer(model)``
+    is that model's column (called on a worker thread, it only records);
+    ``view.poll()`` renders from the thread that owns the display; ``view.stop()``
+    stops every reply at its next chunk. End with ``view.finish(replies)`` or
+    ``view.fail(error)``.
     """
 
     def __init__(
@@ -565,6 +577,7 @@ class CompareView:
         self._lock = threading.Lock()
         self._handle: DisplayHandle | None = None
         self._done = False
+        self._stop = threading.Event()
         self.columns = [
             LiveReplyView(
                 fmt=fmt,
@@ -589,11 +602,19 @@ class CompareView:
     def column(self, model: str) -> LiveReplyView:
         return self.columns[self.models.index(model)]
 
-    def observer(self, model: str) -> Observer:
-        return self.column(model).on_delta
+    def observer(self, model: str) -> TurnObserver:
+        return self.column(model)
 
     def observers(self) -> dict[str, Observer]:
-        return {model: self.observer(model) for model in self.models}
+        # The playground's (Session.compare(observers=...)) until it passes observer=view; then this goes.
+        return {model: self.column(model).on_delta for model in self.models}
+
+    def stop(self) -> None:
+        """Stop every model's reply at its next chunk (from any thread); the partial replies are kept."""
+        self._stop.set()
+
+    def cancelled(self) -> bool:
+        return self._stop.is_set()
 
     def warning(self, message: str) -> None:
         """Show a warning about this turn once (the columns report theirs here too).
