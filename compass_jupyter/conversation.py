@@ -20,18 +20,18 @@ from typing import Any, Callable, Mapping
 
 from ._exceptions import CompassError, ConfigError, StreamError, ToolError, ValidationError
 from .client import Client
-from .settings import config
 from .media import user_content
 from .reply import Reply, Usage
+from .settings import config
 from .stream import Delta
 from .turn import (
+    SILENT,
+    SILENT_COMPARE,
     Cancelled,
     CompareControls,
     CompareObserver,
     TurnControls,
     TurnObserver,
-    playground_compare_observer,
-    playground_observer,
     watched,
 )
 
@@ -256,10 +256,8 @@ class Session:
         and stops the stream when its ``cancelled()`` turns True; the partial reply
         is then kept like an interrupted one.
         """
-        # The playground's on_delta=/on_tool=/on_round=/cancel= until it passes observer= (then this line goes).
-        observer = playground_observer(observer, kwargs)
         controls, fields = TurnControls.split(kwargs)
-        return self._chat(text, controls, fields, observer)
+        return self._chat(text, controls, fields, observer if observer is not None else SILENT)
 
     def _chat(self, text: str, controls: TurnControls, fields: dict[str, Any], observer: TurnObserver) -> Reply:
         from .tools import resolve_tools, run_tool_calls
@@ -351,10 +349,8 @@ class Session:
         threads, and its ``poll()`` is called on this thread while they run (so views can
         render from the thread that owns the display).
         """
-        # The playground's observers=/poll= until it passes observer= (then this line goes).
-        observer = playground_compare_observer(observer, kwargs)
         controls, fields = CompareControls.split(kwargs)
-        return self._compare(text, controls, fields, observer)
+        return self._compare(text, controls, fields, observer if observer is not None else SILENT_COMPARE)
 
     def _compare(self, text: str, controls: CompareControls, fields: dict[str, Any], observer: CompareObserver) -> list[Reply]:
         c = controls

@@ -22,10 +22,11 @@ This module imports neither httpx nor IPython (the magics import it at load).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, TypeVar, runtime_checkable
+
+from ._exceptions import ValidationError
 
 if TYPE_CHECKING:
     from .client import Client
@@ -87,6 +88,11 @@ class TurnControls:
     def split(cls: type[_Controls], kwargs: Mapping[str, Any]) -> tuple[_Controls, dict[str, Any]]:
         """``(controls, request fields)`` from flat keyword arguments: the one place they are told apart."""
         names = frozenset(f.name for f in fields(cls))
+        if "on_delta" in kwargs:  # the client's own argument: as a field it would collide there
+            raise ValidationError(
+                "on_delta is not a request field: to watch a turn, pass observer=... "
+                "(a compass_jupyter.turn.TurnObserver, whose on_delta sees every chunk)."
+            )
         controls = cls(**{k: v for k, v in kwargs.items() if k in names})
         return controls, {k: v for k, v in kwargs.items() if k not in names}
 
@@ -100,17 +106,11 @@ class CompareControls(TurnControls):
     poll_interval: float = field(default=0.04, metadata=_set_with("the Python API"))
 
 
-# The keywords Session.chat/compare took before the observer protocol. Only the
-# playground still passes them, until it moves to observer= (then these go).
-PLAYGROUND_KEYWORDS = ("on_delta", "on_tool", "on_round", "cancel", "observers", "poll")
-
-
 def not_request_fields() -> dict[str, str]:
     """Names a request field cannot have, each with what sets it instead (for ``%%compass --param``)."""
     names = {f.name: f.metadata["set_with"] for f in fields(CompareControls) if f.metadata.get("set_with")}
     names["messages"] = "the cell body (and the session history)"
     names["observer"] = "the Python API"
-    names.update(dict.fromkeys(PLAYGROUND_KEYWORDS, "the Python API"))
     return names
 
 
@@ -162,6 +162,13 @@ class _Silent(TurnObserver):
 SILENT: TurnObserver = _Silent()
 
 
+class _SilentCompare(CompareObserver):
+    """The observer of a comparison nobody watches."""
+
+
+SILENT_COMPARE: CompareObserver = _SilentCompare()
+
+
 def watched(observer: TurnObserver, *, stop: Callable[[], bool] | None = None) -> Observer:
     """The client's ``on_delta`` for ``observer``: raises :class:`Cancelled` once it (or ``stop``) asks to stop."""
 
@@ -171,74 +178,3 @@ def watched(observer: TurnObserver, *, stop: Callable[[], bool] | None = None) -
         observer.on_delta(delta)
 
     return observe
-
-
-# -- the playground's old keywords (remove with PLAYGROUND_KEYWORDS) ---------------------------
-
-
-class _Callbacks(TurnObserver):
-    """``on_delta=``/``on_tool=``/``on_round=``/``cancel=`` as one observer."""
-
-    def __init__(
-        self,
-        on_delta: Observer | None = None,
-        on_tool: Callable[[ToolCall], None] | None = None,
-        on_round: Callable[[Reply], None] | None = None,
-        cancel: threading.Event | None = None,
-    ) -> None:
-        self._on_delta, self._on_tool, self._on_round, self._cancel = on_delta, on_tool, on_round, cancel
-
-    def on_delta(self, delta: Delta) -> None:
-        if self._on_delta is not None:
-            self._on_delta(delta)
-
-    def on_tool(self, call: ToolCall) -> None:
-        if self._on_tool is not None:
-            self._on_tool(call)
-
-    def on_round(self, reply: Reply) -> None:
-        if self._on_round is not None:
-            self._on_round(reply)
-
-    def cancelled(self) -> bool:
-        return self._cancel is not None and self._cancel.is_set()
-
-
-class _CompareCallbacks(CompareObserver):
-    """``observers={model: on_delta}``/``poll=`` as one compare observer."""
-
-    def __init__(self, observers: Mapping[str, Observer] | None, poll: Callable[[], None] | None) -> None:
-        self._observers, self._poll = dict(observers or {}), poll
-
-    def observer(self, model: str) -> TurnObserver:
-        return _Callbacks(on_delta=self._observers.get(model))
-
-    def poll(self) -> None:
-        if self._poll is not None:
-            self._poll()
-
-
-def _old_keywords(kwargs: dict[str, Any], allowed: tuple[str, ...], observer: object | None) -> dict[str, Any]:
-    old = {k: kwargs.pop(k) for k in PLAYGROUND_KEYWORDS if k in kwargs}
-    wrong = sorted(set(old) - set(allowed))
-    if wrong:
-        raise TypeError(f"unexpected keyword argument {wrong[0]!r}: pass observer=... (see compass_jupyter.turn)")
-    if old and observer is not None:
-        raise TypeError(f"pass observer=... or {', '.join(sorted(old))}, not both")
-    return old
-
-
-def playground_observer(observer: TurnObserver | None, kwargs: dict[str, Any]) -> TurnObserver:
-    """``observer``, or one made of the old keywords popped from ``kwargs`` (the playground's, for now)."""
-    old = _old_keywords(kwargs, ("on_delta", "on_tool", "on_round", "cancel"), observer)
-    if old:
-        return _Callbacks(**old)
-    return observer if observer is not None else SILENT
-
-
-def playground_compare_observer(observer: CompareObserver | None, kwargs: dict[str, Any]) -> CompareObserver:
-    """``observer``, or one made of ``observers=``/``poll=`` popped from ``kwargs`` (the playground's, for now)."""
-    old = _old_keywords(kwargs, ("observers", "poll"), observer)
-    if old:
-        return _CompareCallbacks(old.get("observers"), old.get("poll"))
-    return observer if observer is not None else _CompareCallbacks(None, None)

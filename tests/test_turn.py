@@ -201,35 +201,16 @@ def test_compare_cancelled_keeps_every_partial_reply(compass_server):
     assert user["incomplete"] is True and kept["interrupted"] is True and kept["content"] == replies[0].text
 
 
-# -- the playground's old keywords (delete with the adapter in Session) --------------------------------
+# -- one way to watch a turn ----------------------------------------------------------------------
 
 
-def test_the_playground_keywords_still_work_until_it_moves(compass_server):
-    compass_server.delay = 0.02
-    cancel = threading.Event()
-    pieces: list[str] = []
-
-    def on_delta(delta: Delta) -> None:
-        pieces.append(delta.text)
-        if len(pieces) == 3:
-            cancel.set()
-
-    reply = cj.chat(LONG_ASK, on_delta=on_delta, cancel=cancel)
-    assert reply.interrupted and cj.session().messages[-1]["interrupted"] is True
-    compass_server.delay = 0.0
-    polled: list[bool] = []
-    seen: dict[str, list[str]] = {"gpt-4o": [], "gpt-4.1": []}
-    observers = {m: (lambda d, m=m: seen[m].append(d.text)) for m in seen}
-    replies = cj.session().compare("Again", models=list(seen), observers=observers, poll=lambda: polled.append(True))
-    assert ["".join(seen[m]) for m in seen] == [r.text for r in replies] and polled
-
-
-def test_observer_and_the_old_keywords_do_not_mix(compass_server):
-    with pytest.raises(TypeError, match="not both"):
-        cj.chat("Hi", observer=StopAfter(1), on_delta=print)
-    with pytest.raises(TypeError, match="observer="):
-        cj.chat("Hi", poll=print)
-    assert compass_server.requests == []
+def test_callbacks_are_not_a_second_way_to_watch_a_turn(compass_server):
+    # on_delta=/cancel= are neither controls nor documented fields: refused before sending.
+    with pytest.raises(cj.ValidationError, match="on_delta is not a request field: .*observer="):
+        cj.chat("Hi", on_delta=print)
+    with pytest.raises(cj.ValidationError, match="Unknown request field 'cancel'"):
+        cj.chat("Hi", cancel=True)
+    assert compass_server.requests == [] and cj.session().messages == []
 
 
 # -- the live views are observers ------------------------------------------------------------------

@@ -3,22 +3,20 @@
 The session's ``compare`` sends the turn to every picked model at once and keeps
 the first reply in the history. The columns are the widget :class:`CompareView`,
 changed so that it lives in the transcript: on its own it displays itself as a
-cell output when it starts and when it ends. Stop works per chunk: each model's
-observer raises :class:`~compass_jupyter.conversation.Cancelled` once the turn's
-cancel event is set.
+cell output when it starts and when it ends. Stop works per chunk: the view is
+the turn's observer, and once its ``stop()`` is called every model's stream ends
+at its next chunk.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ..conversation import Cancelled, Session
+from ..conversation import Session
 from ..views.widget import CompareView
 
 if TYPE_CHECKING:
     from ..reply import Reply
-    from ..stream import Delta, Observer
 
 __all__ = ["MAX_COMPARE", "EmbeddedCompareView", "compare_work", "pick_problem"]
 
@@ -58,20 +56,8 @@ def compare_work(
     system: str | None,
     fields: dict[str, Any],
     view: EmbeddedCompareView,
-    cancel: threading.Event,
 ) -> Callable[[], list[Reply]]:
     """The blocking call that compares ``models`` on the session ``current()`` returns, for a worker thread."""
-    # The views' observers are a method today; taking an attribute as well keeps this
-    # working if they become one.
-    observers = view.observers() if callable(view.observers) else view.observers
-
-    def stoppable(observer: Observer) -> Observer:
-        def observe(delta: Delta) -> None:
-            if cancel.is_set():
-                raise Cancelled(delta.reply)
-            observer(delta)
-
-        return observe
 
     def work() -> list[Reply]:
         return current().compare(
@@ -79,8 +65,7 @@ def compare_work(
             models=models,
             stream=stream,
             system=system,
-            observers={m: stoppable(o) for m, o in observers.items()},
-            poll=view.poll,
+            observer=view,
             **fields,
         )
 

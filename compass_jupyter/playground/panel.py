@@ -231,10 +231,7 @@ class Playground:
                 model=model,
                 stream=stream,
                 system=system,
-                cancel=turn.cancel,
-                on_delta=view.on_delta,
-                # Looked up, not called: a view without tool rounds may not have it.
-                on_tool=getattr(view, "on_tool", None),
+                observer=view,  # its stop() (the Stop button) ends the stream at the next chunk
                 **fields,
             )
 
@@ -265,7 +262,6 @@ class Playground:
             system=system,
             fields=fields,
             view=view,
-            cancel=turn.cancel,
         )
         return self._run(turn, work)
 
@@ -274,7 +270,7 @@ class Playground:
         turn = self._turn
         if turn is None:
             return
-        turn.cancel.set()
+        turn.view.stop()
         self.stop_button.disabled = True
         self.status.value = note_html("Stopping at the next chunk…")
 
@@ -448,7 +444,7 @@ class Playground:
     def close(self) -> None:
         """Remove the playground's widgets; the conversation stays."""
         if self._turn is not None:
-            self._turn.cancel.set()
+            self._turn.view.stop()
         self._conversation.closed = True
         _close_tree(self.widget)
 

@@ -37,7 +37,6 @@ class Turn:
 
     text: str
     view: Any
-    cancel: threading.Event
     user_widget: Any
     reply_widget: Any
     known: list[dict[str, Any]]  # the messages before the turn (kept alive, so their ids stay unique)
@@ -93,7 +92,6 @@ class Transcript:
         self.turn = Turn(
             text=text,
             view=view,
-            cancel=threading.Event(),
             user_widget=user,
             reply_widget=w.VBox(
                 [view.widget],

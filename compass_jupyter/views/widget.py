@@ -40,7 +40,7 @@ from ..turn import CompareObserver, TurnObserver
 if TYPE_CHECKING:
     from IPython.display import DisplayHandle
 
-    from ..stream import Delta, Observer
+    from ..stream import Delta
 
 __all__ = ["LiveReplyView", "CompareView", "widgets_available"]
 
@@ -604,10 +604,6 @@ class CompareView(CompareObserver):
 
     def observer(self, model: str) -> TurnObserver:
         return self.column(model)
-
-    def observers(self) -> dict[str, Observer]:
-        # The playground's (Session.compare(observers=...)) until it passes observer=view; then this goes.
-        return {model: self.column(model).on_delta for model in self.models}
 
     def stop(self) -> None:
         """Stop every model's reply at its next chunk (from any thread); the partial replies are kept."""

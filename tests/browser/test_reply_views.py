@@ -85,8 +85,7 @@ def get_weather(city: str) -> str:
 view = LiveReplyView()
 view.show()
 conversation = cj.Session(client)
-reply = conversation.chat("Use get_weather for Paris", tools=[get_weather],
-                          on_delta=view.on_delta, on_tool=view.on_tool)
+reply = conversation.chat("Use get_weather for Paris", tools=[get_weather], observer=view)
 view.finish(reply)
 """
 
@@ -101,8 +100,7 @@ COMPARE = """\
 models = ["gpt-4o", "gpt-4.1"]
 compare = CompareView(models)
 compare.show()
-replies = cj.Session(client).compare("Plan a trip", models=models,
-                                  observers=compare.observers(), poll=compare.poll)
+replies = cj.Session(client).compare("Plan a trip", models=models, observer=compare)
 compare.finish(replies)
 """
 
