@@ -30,7 +30,8 @@ from compass_jupyter.rendering.compare import compare_note
 from compass_jupyter.reply import Choice, Reply
 from compass_jupyter.stream import Delta
 from compass_jupyter.testing import Scenario, StandInServer
-from compass_jupyter.views.widget import CompareView, LiveReplyView, _wrap, widgets_available
+from compass_jupyter.views.text_panel import wrap as _wrap
+from compass_jupyter.views.widget import CompareView, LiveReplyView, widgets_available
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 ASK = [{"role": "user", "content": "Plan a trip"}]

@@ -29,13 +29,14 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..rendering.compare import KEPT, compare_bundle
-from ..rendering.markup import Cut, body_html, escape, live_body_html, markdown_html, settle_lines, settle_markdown
+from ..rendering.markup import escape
 from ..rendering.notices import warnings_html
 from ..rendering.parts import tool_calls_html, tool_calls_of
 from ..rendering.reply import choice_extras_html, is_spoken, reply_html_bundle
 from ..rendering.status import banner_html, status_html
 from ..reply import Reply, ToolCall
 from ..turn import CompareObserver, TurnObserver
+from .text_panel import TextPanel, widgets
 
 if TYPE_CHECKING:
     from IPython.display import DisplayHandle
@@ -46,7 +47,6 @@ __all__ = ["LiveReplyView", "CompareView", "widgets_available"]
 
 MIN_INTERVAL = 0.045  # seconds between renders: at most ~22 updates a second
 STATUS_INTERVAL = 0.25  # seconds between status-line updates while streaming
-FREEZE_AT = 1000  # characters of tail after which settled blocks are split off
 _EMPTY = {"text/plain": ""}
 
 
@@ -71,134 +71,14 @@ def widgets_available() -> bool:
     return True
 
 
-def _widgets() -> Any:
-    import ipywidgets
-
-    return ipywidgets
-
-
-def _wrap(inner: str) -> str:
-    # Widget HTML has a 28 px line height and no markdown styles of its own; the
-    # jp-RenderedHTMLCommon class gives it the notebook's markdown look in Lab and Notebook 7.
-    return f'<div class="jp-RenderedHTMLCommon compass-md" style="line-height:1.55;padding:0">{inner}</div>'
-
-
-class _TextPanel:
-    """A growing text shown as settled blocks plus a re-rendered tail."""
-
-    def __init__(self, fmt: str = "markdown", *, freeze_at: int | None = None, css_class: str = "compass-text") -> None:
-        w = _widgets()
-        self.fmt = fmt
-        self.freeze_at = FREEZE_AT if freeze_at is None else freeze_at
-        self._pieces: list[str] = []  # appended per token, joined once per render: linear in the length
-        self._cut = 0  # text[:_cut] lives in settled blocks
-        self._carry = ""  # markdown re-opening a code fence the last cut closed
-        self._settled: list[tuple[Any, str]] = []  # (widget, its html)
-        self._tail = self._new_block("")
-        self._tail_html = ""
-        self.box = w.VBox([self._tail], layout=w.Layout(width="100%"))
-        self.box.add_class(css_class)
-        self.dirty = False
-
-    @staticmethod
-    def _new_block(value: str) -> Any:
-        w = _widgets()
-        block = w.HTMLMath(value=value, layout=w.Layout(margin="0", width="100%"))
-        return block
-
-    def _settle(self, pending: str) -> Cut | None:
-        limit = 2 * self.freeze_at
-        if self.fmt == "markdown":
-            return settle_markdown(pending, hard_limit=limit)
-        return settle_lines(pending, hard_limit=limit)
-
-    @property
-    def text(self) -> str:
-        if len(self._pieces) > 1:
-            self._pieces[:] = ["".join(self._pieces)]
-        return self._pieces[0] if self._pieces else ""
-
-    @text.setter
-    def text(self, value: str) -> None:
-        self._pieces[:] = [value]
-
-    def append(self, piece: str) -> None:
-        self._pieces.append(piece)
-        self.dirty = True
-
-    def render(self) -> None:
-        """Send what changed since the last render (a settled block once, then the tail)."""
-        if not self.dirty:
-            return
-        self.dirty = False
-        pending = self._carry + self.text[self._cut :]
-        added = False
-        while len(pending) > self.freeze_at:
-            cut = self._settle(pending)
-            if cut is None:
-                break
-            # A settled block is sent once: it gets its final (highlighted) rendering now.
-            html_settled = markdown_html(cut.settled) if self.fmt == "markdown" else live_body_html(cut.settled, self.fmt)
-            shown = html_settled
-            if cut.joined:
-                # The block goes on in the next widget: no paragraph gap at the seam.
-                at = shown.rfind("<p>")
-                if at != -1:
-                    shown = shown[:at] + '<p style="margin-bottom:0">' + shown[at + 3 :]
-            # The tail widget becomes the settled block (its text shrinks to a prefix of
-            # what it showed) and a new tail takes the rest, so nothing flickers.
-            self._tail.value = _wrap(shown)
-            self._settled.append((self._tail, html_settled))
-            self._tail = self._new_block("")
-            self._tail_html = ""
-            self._cut += cut.consumed - len(self._carry)
-            self._carry = cut.carry
-            pending = self._carry + self.text[self._cut :]
-            added = True
-        if added:
-            self.box.children = tuple(w for w, _ in self._settled) + (self._tail,)
-        tail_html = live_body_html(pending, self.fmt)
-        if tail_html != self._tail_html:
-            self._tail_html = tail_html
-            self._tail.value = _wrap(tail_html)
-
-    def finish(self, text: str | None = None) -> None:
-        """Render the final text; as one block when the streamed pieces differ from the whole."""
-        if text is not None and text != self.text:
-            if not text.startswith(self.text):
-                self._forget_settled()  # not what streamed (another round's answer): start over
-            self.text = text
-            self.dirty = True
-        if self.fmt == "markdown":
-            self.render()
-        full = body_html(self.text, self.fmt)
-        pieces = "".join(html_ for _, html_ in self._settled) + self._tail_html
-        if pieces == full:
-            return
-        self._forget_settled()
-        self._cut = len(self.text)
-        self._tail_html = full
-        self._tail.value = _wrap(full)
-        self.dirty = False
-
-    def _forget_settled(self) -> None:
-        old = [w for w, _ in self._settled]
-        self._settled = []
-        self._cut, self._carry = 0, ""
-        if old:
-            self.box.children = (self._tail,)
-            for widget in old:
-                widget.close()
-
-
 class _ChoiceView:
     """One choice: reasoning (collapsed, created when some arrives), text, extras."""
 
     def __init__(self, fmt: str) -> None:
-        w = _widgets()
+        w = widgets()
         self.fmt = fmt
-        self.text = _TextPanel(fmt)
-        self.reasoning: _TextPanel | None = None
+        self.text = TextPanel(fmt)
+        self.reasoning: TextPanel | None = None
         self.accordion: Any = None
         self.extras = w.HTML(value="", layout=w.Layout(width="100%"))
         self.box = w.VBox([self.text.box, self.extras], layout=w.Layout(width="100%"))
@@ -206,8 +86,8 @@ class _ChoiceView:
 
     def add_reasoning(self, piece: str) -> None:
         if self.reasoning is None:
-            w = _widgets()
-            self.reasoning = _TextPanel("markdown", css_class="compass-reasoning-text")
+            w = widgets()
+            self.reasoning = TextPanel("markdown", css_class="compass-reasoning-text")
             self.accordion = w.Accordion(children=[self.reasoning.box], selected_index=None)
             self.accordion.set_title(0, "Reasoning")
             self.accordion.add_class("compass-reasoning")
@@ -262,7 +142,7 @@ class LiveReplyView(TurnObserver):
         embedded: bool = False,
         defer: bool = False,
     ) -> None:
-        w = _widgets()
+        w = widgets()
         self.fmt = fmt
         self.live = live
         self.interval = interval
@@ -437,7 +317,7 @@ class LiveReplyView(TurnObserver):
         view = self._choices[index] = _ChoiceView(self.fmt)
         wanted = int((self._reply.request if self._reply is not None else {}).get("n") or 1)
         if len(self._choices) > 1 or wanted > 1:
-            w = _widgets()
+            w = widgets()
             if self._tab is None:
                 self._tab = w.Tab(layout=w.Layout(width="100%"))
                 self._tab.add_class("compass-choices")
@@ -566,7 +446,7 @@ class CompareView(CompareObserver):
         clock: Callable[[], float] = time.perf_counter,
         warn: Callable[[str], None] | None = None,
     ) -> None:
-        w = _widgets()
+        w = widgets()
         self.models = list(models)
         self.fmt = fmt
         self.live = live
