@@ -46,7 +46,10 @@ def parse_options(argv: Sequence[str] | None, prog: str, *, only: bool = False) 
     )
     if only:
         parser.add_argument(
-            "--only", action="append", choices=["streaming", "accumulation", "rendering"], help="run only this benchmark (repeatable)"
+            "--only",
+            action="append",
+            choices=["streaming", "accumulation", "rendering"],
+            help="run only this benchmark (repeatable)",
         )
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:

@@ -105,8 +105,19 @@ PACES: list[tuple[str, float | None]] = [
 
 
 COLUMNS = [
-    "view", "renders", "msgs", "msgs ×(a)", "peak msg/s", "MB", "MB ×(a)", "peak MB/s", "max KB",
-    "CPU ms", "start+end", "µs/token", "CPU ×(a)",
+    "view",
+    "renders",
+    "msgs",
+    "msgs ×(a)",
+    "peak msg/s",
+    "MB",
+    "MB ×(a)",
+    "peak MB/s",
+    "max KB",
+    "CPU ms",
+    "start+end",
+    "µs/token",
+    "CPU ×(a)",
 ]
 NOTES = [
     "(a) re-displays the whole markdown on every token; (b) PlainLiveView; (c) LiveReplyView (widgets).",
@@ -390,8 +401,18 @@ def _length_table(lengths: Sequence[int], results: Sequence[Result]) -> str:
     return table(
         f"PlainLiveView by reply length at {LENGTH_PACE:,.0f} tokens/s (simulated clock; one run each: counts, not timings)",
         [
-            "tokens", "reply KB", "renders", "msgs", "msgs ×prev", "MB", "MB ×prev", "MB/reply MB", "max KB",
-            "peak MB/s", "CPU ms", "µs/token",
+            "tokens",
+            "reply KB",
+            "renders",
+            "msgs",
+            "msgs ×prev",
+            "MB",
+            "MB ×prev",
+            "MB/reply MB",
+            "max KB",
+            "peak MB/s",
+            "CPU ms",
+            "µs/token",
         ],
         rows,
         [

@@ -217,8 +217,16 @@ def run(options: Options, out: Callable[[str], None] = print) -> str:
     main_table = table(
         "Reading a streamed reply over loopback: the openai SDK and Client.chat against a floor (medians)",
         [
-            "tokens", "runs", "(a) floor ms", "(b) openai ms", "(c) chat ms", "(b) thr ×(a)", "(c) thr ×(a)",
-            "(a) CPU µs/tok", "(b) CPU µs/tok", "(c) CPU µs/tok",
+            "tokens",
+            "runs",
+            "(a) floor ms",
+            "(b) openai ms",
+            "(c) chat ms",
+            "(b) thr ×(a)",
+            "(c) thr ×(a)",
+            "(a) CPU µs/tok",
+            "(b) CPU µs/tok",
+            "(c) CPU µs/tok",
         ],
         rows,
         [

@@ -435,7 +435,14 @@ class _Call:
             return _Step()
         model = self.body.get("model")
         failure = status_failure(
-            status, raw, headers, message=message, base_url=client.base_url, api_style=client.api_style, model=model, key=key
+            status,
+            raw,
+            headers,
+            message=message,
+            base_url=client.base_url,
+            api_style=client.api_style,
+            model=model,
+            key=key,
         )
         return self._after(failure)
 

@@ -38,7 +38,15 @@ from .turn import (
 __all__ = ["Session", "Turn", "Cancelled", "session", "default_client", "chat"]
 
 EXPORT_FORMAT = "compass-jupyter/conversation"
-_USAGE_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens", "reasoning_tokens", "cached_tokens", "audio_tokens", "prompt_audio_tokens")
+_USAGE_COUNTS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "reasoning_tokens",
+    "cached_tokens",
+    "audio_tokens",
+    "prompt_audio_tokens",
+)
 _API_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
 
 
@@ -118,7 +126,9 @@ def _message_problem(message: Any) -> str | None:
         return "has no valid role"
     content = message.get("content")
     if isinstance(content, list):
-        if message["role"] != "user" or not all(isinstance(p, dict) and isinstance(p.get("type"), str) for p in content):
+        if message["role"] != "user" or not all(
+            isinstance(p, dict) and isinstance(p.get("type"), str) for p in content
+        ):
             return "has content parts that are not a user message's text, image or audio parts"
     elif content is not None and not isinstance(content, str):
         return "has content that is neither text nor a list of parts"
@@ -128,7 +138,11 @@ def _message_problem(message: Any) -> str | None:
     if calls is not None:
         for call in calls if isinstance(calls, list) else [None]:
             function = call.get("function") if isinstance(call, dict) else None
-            if not (isinstance(function, dict) and isinstance(function.get("name"), str) and isinstance(function.get("arguments", ""), str)):
+            if not (
+                isinstance(function, dict)
+                and isinstance(function.get("name"), str)
+                and isinstance(function.get("arguments", ""), str)
+            ):
                 return "has a tool call without a function name and text arguments"
     return None
 
@@ -231,7 +245,9 @@ class Session:
         partial = {**reply.first.message(), "incomplete": True}
         if reply.interrupted:
             partial["interrupted"] = True
-        self._commit([{**user, "incomplete": True}, partial], [Turn.of(reply, kind=kind)], history=history, system=system)
+        self._commit(
+            [{**user, "incomplete": True}, partial], [Turn.of(reply, kind=kind)], history=history, system=system
+        )
 
     # -- talking -------------------------------------------------------------------------
     def _client(self, client: Client | None) -> Client:
@@ -334,7 +350,10 @@ class Session:
 
     @staticmethod
     def _user_message(text: str, controls: TurnControls) -> dict[str, Any]:
-        user: dict[str, Any] = {"role": "user", "content": user_content(text, images=controls.images, audio=controls.audio_in)}
+        user: dict[str, Any] = {
+            "role": "user",
+            "content": user_content(text, images=controls.images, audio=controls.audio_in),
+        }
         if controls.name:
             user["name"] = controls.name
         return user
@@ -352,7 +371,9 @@ class Session:
         controls, fields = CompareControls.split(kwargs)
         return self._compare(text, controls, fields, observer if observer is not None else SILENT_COMPARE)
 
-    def _compare(self, text: str, controls: CompareControls, fields: dict[str, Any], observer: CompareObserver) -> list[Reply]:
+    def _compare(
+        self, text: str, controls: CompareControls, fields: dict[str, Any], observer: CompareObserver
+    ) -> list[Reply]:
         c = controls
         models, pick = list(c.models), c.pick
         if len(models) < 2:
@@ -384,7 +405,9 @@ class Session:
                 on_delta(delta)
 
             try:
-                return client.chat(messages, model=model, stream=c.stream, on_delta=observe, extra_body=c.extra_body, **fields)
+                return client.chat(
+                    messages, model=model, stream=c.stream, on_delta=observe, extra_body=c.extra_body, **fields
+                )
             except Cancelled:
                 partial = latest.get(model) or Reply(model=model)
                 partial.incomplete = partial.interrupted = True
@@ -416,7 +439,9 @@ class Session:
         self._record_compare(user, replies, pick, history=c.history, system=c.system)
         return replies
 
-    def _record_compare(self, user: dict[str, Any], replies: list[Reply], pick: int, *, history: bool, system: str | None) -> None:
+    def _record_compare(
+        self, user: dict[str, Any], replies: list[Reply], pick: int, *, history: bool, system: str | None
+    ) -> None:
         chosen = replies[pick]
         turns = [Turn.of(r, kind="compare") for r in replies]
         if chosen.incomplete:
@@ -458,18 +483,30 @@ class Session:
         try:
             data = json.loads(source.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"No conversation file at {str(source)!r}. Export one with %compass export PATH.") from None
+            raise ConfigError(
+                f"No conversation file at {str(source)!r}. Export one with %compass export PATH."
+            ) from None
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"{source.name!r} is not JSON ({exc.msg}, line {exc.lineno}); nothing was loaded.") from None
+            raise ConfigError(
+                f"{source.name!r} is not JSON ({exc.msg}, line {exc.lineno}); nothing was loaded."
+            ) from None
         except UnicodeDecodeError:
-            raise ConfigError(f"{source.name!r} is not UTF-8 text (is it the exported .json file?); nothing was loaded.") from None
+            raise ConfigError(
+                f"{source.name!r} is not UTF-8 text (is it the exported .json file?); nothing was loaded."
+            ) from None
         except RecursionError:
-            raise ConfigError(f"{source.name!r} is nested too deeply to be a conversation; nothing was loaded.") from None
+            raise ConfigError(
+                f"{source.name!r} is nested too deeply to be a conversation; nothing was loaded."
+            ) from None
         self.load_dict(data, origin=source.name)
         return self
 
     def load_dict(self, data: Any, *, origin: str = "the data") -> None:
-        if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT or not isinstance(data.get("messages"), list):
+        if (
+            not isinstance(data, dict)
+            or data.get("format") != EXPORT_FORMAT
+            or not isinstance(data.get("messages"), list)
+        ):
             raise ConfigError(
                 f"{origin} is not a compass-jupyter conversation (expected format {EXPORT_FORMAT!r} with a messages "
                 "list); nothing was loaded."

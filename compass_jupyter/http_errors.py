@@ -102,29 +102,35 @@ def status_failure(
         parsed = raw.decode("utf-8", "replace")[:2000]
     if status < 400:
         target = redact(str(headers.get("location") or "(no location given)"), key)[:200]
-        return Failure(APIConnectionError(
-            f"{base_url} answered with a redirect (HTTP {status}) to {target}. Requests are not followed to "
-            "another address, so the API key is not sent there: set COMPASS_BASE_URL to the server's real root.",
-            status_code=status,
-            body=parsed,
-        ))
+        return Failure(
+            APIConnectionError(
+                f"{base_url} answered with a redirect (HTTP {status}) to {target}. Requests are not followed to "
+                "another address, so the API key is not sent there: set COMPASS_BASE_URL to the server's real root.",
+                status_code=status,
+                body=parsed,
+            )
+        )
     if status in (401, 403):
-        return Failure(AuthenticationError(
-            f"Compass refused the API key (HTTP {status}): {message} "
-            "Check COMPASS_API_KEY or run %compass key to enter it again "
-            f"(the key in use is {mask_key(key or config.get('api_key'))}).",
-            status_code=status,
-            body=parsed,
-        ))
+        return Failure(
+            AuthenticationError(
+                f"Compass refused the API key (HTTP {status}): {message} "
+                "Check COMPASS_API_KEY or run %compass key to enter it again "
+                f"(the key in use is {mask_key(key or config.get('api_key'))}).",
+                status_code=status,
+                body=parsed,
+            )
+        )
     if status == 404:
         near = catalog.nearest(str(model)) if model and catalog.get(str(model)) is None else []
         hint = f" Nearest known ids: {', '.join(near)}." if near else ""
-        return Failure(NotFoundError(
-            f"Model or deployment {model!r} was not found at {base_url} (HTTP 404): {message} "
-            f"Check the id with %compass models and the route (api_style={api_style}).{hint}",
-            status_code=status,
-            body=parsed,
-        ))
+        return Failure(
+            NotFoundError(
+                f"Model or deployment {model!r} was not found at {base_url} (HTTP 404): {message} "
+                f"Check the id with %compass models and the route (api_style={api_style}).{hint}",
+                status_code=status,
+                body=parsed,
+            )
+        )
     if status == 429:
         error: APIError = RateLimitError(
             f"Compass is rate limiting this key (HTTP 429): {message}", status_code=status, body=parsed
@@ -133,7 +139,9 @@ def status_failure(
     if status >= 500:
         error = ServerError(f"Compass had a server error (HTTP {status}): {message}", status_code=status, body=parsed)
         return Failure(error, retryable=True, retry_after=retry_after_seconds(headers))
-    return Failure(BadRequestError(f"Compass rejected the request (HTTP {status}): {message}", status_code=status, body=parsed))
+    return Failure(
+        BadRequestError(f"Compass rejected the request (HTTP {status}): {message}", status_code=status, body=parsed)
+    )
 
 
 def transport_failure(exc: httpx.HTTPError, *, base_url: str, timeout: float | None, key: str | None) -> Failure:
@@ -146,7 +154,9 @@ def transport_failure(exc: httpx.HTTPError, *, base_url: str, timeout: float | N
         within = f"{timeout:g}s" if timeout is not None else "the given http client's timeout"
         return Failure(APITimeoutError(f"No answer from {base_url} within {within} ({detail})"), retryable=True)
     if isinstance(exc, (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
-        return Failure(APIConnectionError(f"Could not reach {base_url} ({type(exc).__name__}: {detail})"), retryable=True)
+        return Failure(
+            APIConnectionError(f"Could not reach {base_url} ({type(exc).__name__}: {detail})"), retryable=True
+        )
     return Failure(APIConnectionError(f"The request to {base_url} failed ({type(exc).__name__}: {detail})."))
 
 

@@ -121,7 +121,11 @@ def check_json(value: Any, where: str) -> None:
         elif isinstance(item, (list, tuple)):
             children = enumerate(item)
         else:
-            hint = "x.item() or x.tolist()" if type(item).__module__.startswith("numpy") else "dict(x), list(x), str(x) or int(x)"
+            hint = (
+                "x.item() or x.tolist()"
+                if type(item).__module__.startswith("numpy")
+                else "dict(x), list(x), str(x) or int(x)"
+            )
             _refuse(
                 f"{_path(where, link)} is a {_type_name(item)}, which JSON cannot represent, so nothing was sent. "
                 f"Convert it to a str, number, bool, None, list or dict first (e.g. {hint})."

@@ -60,8 +60,10 @@ def image_part(source: str | Path) -> dict[str, Any]:
     data = _read_capped(
         path,
         MAX_IMAGE_BYTES,
-        lambda size: f"Image {path.name!r} is {size:,} bytes; Compass drops images over 8 MiB ({MAX_IMAGE_BYTES:,} "
-        "bytes). Resize or compress it first (e.g. with Pillow: img.thumbnail((2048, 2048))).",
+        lambda size: (
+            f"Image {path.name!r} is {size:,} bytes; Compass drops images over 8 MiB ({MAX_IMAGE_BYTES:,} "
+            "bytes). Resize or compress it first (e.g. with Pillow: img.thumbnail((2048, 2048)))."
+        ),
     )
     mime = _image_mime(data[:16])
     if mime is None:
@@ -89,9 +91,11 @@ def audio_part(source: str | Path) -> dict[str, Any]:
     data = _read_capped(
         path,
         MAX_AUDIO_BYTES,
-        lambda size: f"Audio file {path.name!r} is {size:,} bytes ({size / 2**20:.1f} MiB); audio input is capped at "
-        f"25 MiB ({MAX_AUDIO_BYTES:,} bytes), so nothing was read or sent. Trim or compress it first, e.g. as mp3 "
-        "(about a tenth of the size of wav): ffmpeg -i input.wav -t 600 -b:a 64k output.mp3.",
+        lambda size: (
+            f"Audio file {path.name!r} is {size:,} bytes ({size / 2**20:.1f} MiB); audio input is capped at "
+            f"25 MiB ({MAX_AUDIO_BYTES:,} bytes), so nothing was read or sent. Trim or compress it first, e.g. as mp3 "
+            "(about a tenth of the size of wav): ffmpeg -i input.wav -t 600 -b:a 64k output.mp3."
+        ),
     )
     fmt = _audio_format(data[:16])
     if fmt is None:

@@ -61,6 +61,7 @@ def append(obj: Any, name: str, piece: str | bytes) -> None:
     descriptor = type(obj).__dict__[name]
     descriptor.append(obj, piece)
 
+
 PCM16_RATE = 24_000  # gpt-4o-audio-preview streams 16-bit mono at 24 kHz
 
 
@@ -140,7 +141,11 @@ class Usage:
         def shown(value: int | None) -> str:
             return "?" if value is None else str(value)
 
-        parts = [f"{shown(self.prompt_tokens)} in", f"{shown(self.completion_tokens)} out", f"{shown(self.total_tokens)} total"]
+        parts = [
+            f"{shown(self.prompt_tokens)} in",
+            f"{shown(self.completion_tokens)} out",
+            f"{shown(self.total_tokens)} total",
+        ]
         extra = {k.replace("_tokens", "").replace("_", " "): v for k, v in self.details().items() if v}
         parts += [f"{v} {k}" for k, v in extra.items()]
         return " · ".join(parts)

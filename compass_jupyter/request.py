@@ -108,7 +108,9 @@ def _check_logit_bias(name: str, value: Any) -> None:
                 f"(got key {_show(token)}). {example}"
             )
         if not _is_number(bias) or not math.isfinite(bias) or not -100 <= bias <= 100:
-            _fail(f"logit_bias values must be numbers between -100 and 100 (got {_show(bias)} for token {token}). {example}")
+            _fail(
+                f"logit_bias values must be numbers between -100 and 100 (got {_show(bias)} for token {token}). {example}"
+            )
 
 
 def _check_stop(name: str, value: Any) -> None:
@@ -135,7 +137,9 @@ def _tool_names(tools: Any) -> list[str]:
     return [
         t["function"]["name"]
         for t in tools
-        if isinstance(t, Mapping) and isinstance(t.get("function"), Mapping) and isinstance(t["function"].get("name"), str)
+        if isinstance(t, Mapping)
+        and isinstance(t.get("function"), Mapping)
+        and isinstance(t["function"].get("name"), str)
     ]
 
 
@@ -170,7 +174,11 @@ def _check_tools(name: str, value: Any) -> None:
         if fname in seen:
             _fail(f"tools has two functions named {fname!r}. Give each tool its own name.")
         seen.add(fname)
-        if "description" in function and function["description"] is not None and not isinstance(function["description"], str):
+        if (
+            "description" in function
+            and function["description"] is not None
+            and not isinstance(function["description"], str)
+        ):
             _fail(f"{where}.function.description must be a string (got {_show(function['description'])}).")
         parameters = function.get("parameters")
         if parameters is not None and not isinstance(parameters, Mapping):
@@ -198,7 +206,11 @@ def _check_tool_choice(name: str, value: Any, fields: Mapping[str, Any]) -> None
                 "Pass tools=[...] (--tools f,g) or drop tool_choice."
             )
         return
-    if not isinstance(value, Mapping) or value.get("type") != "function" or not isinstance(value.get("function"), Mapping):
+    if (
+        not isinstance(value, Mapping)
+        or value.get("type") != "function"
+        or not isinstance(value.get("function"), Mapping)
+    ):
         _fail(f"tool_choice must be none, auto, required or {forced} (got {_show(value)}).")
     chosen = value["function"].get("name")
     if not fields.get("tools"):
@@ -287,7 +299,9 @@ def _check_response_format(name: str, value: Any) -> None:
         _fail(f"response_format.type must be one of {', '.join(RESPONSE_FORMATS)} (got {_show(got)}). {example}")
     if value["type"] == "json_schema":
         spec = value.get("json_schema")
-        complete = isinstance(spec, Mapping) and isinstance(spec.get("name"), str) and isinstance(spec.get("schema"), Mapping)
+        complete = (
+            isinstance(spec, Mapping) and isinstance(spec.get("name"), str) and isinstance(spec.get("schema"), Mapping)
+        )
         if not complete:
             _fail(
                 "response_format of type json_schema needs a 'json_schema' object with a 'name' "
@@ -297,7 +311,9 @@ def _check_response_format(name: str, value: Any) -> None:
 
 def _check_stream_options(name: str, value: Any, stream: bool) -> None:
     if not isinstance(value, Mapping):
-        _fail(f"stream_options must be an object (got {_show(value)}). Use e.g. stream_options={{'include_usage': True}}.")
+        _fail(
+            f"stream_options must be an object (got {_show(value)}). Use e.g. stream_options={{'include_usage': True}}."
+        )
     if not stream:
         _fail(
             "stream_options only applies to streamed requests, and this one is not streamed. "
@@ -442,7 +458,9 @@ def _check_content_part(where: str, part: Any) -> None:
     kind = part.get("type")
     if kind == "text":
         if not isinstance(part.get("text"), str):
-            _fail(f"{where}.text must be a string (got {_show(part.get('text'))}). Use e.g. {{'type': 'text', 'text': 'Hi'}}.")
+            _fail(
+                f"{where}.text must be a string (got {_show(part.get('text'))}). Use e.g. {{'type': 'text', 'text': 'Hi'}}."
+            )
     elif kind == "image_url":
         image = part.get("image_url")
         if not isinstance(image, Mapping) or not isinstance(image.get("url"), str) or not image["url"]:
@@ -452,7 +470,9 @@ def _check_content_part(where: str, part: Any) -> None:
             )
     elif kind == "input_audio":
         audio = part.get("input_audio")
-        example = "Use e.g. {'type': 'input_audio', 'input_audio': {'data': '<base64>', 'format': 'wav'}} (--audio PATH)."
+        example = (
+            "Use e.g. {'type': 'input_audio', 'input_audio': {'data': '<base64>', 'format': 'wav'}} (--audio PATH)."
+        )
         if not isinstance(audio, Mapping) or not isinstance(audio.get("data"), str):
             _fail(f"{where}.input_audio must be an object with base64 data (got {_show(audio)}). {example}")
         if audio.get("format") not in INPUT_AUDIO_FORMATS:
@@ -523,7 +543,9 @@ def build_body(
     """
     if extra_body is not None and not isinstance(extra_body, Mapping):
         kind = type(extra_body).__name__
-        _fail(f"extra_body must be a dict of field names to values (got a {kind}). Use e.g. extra_body={{'my_field': 1}}.")
+        _fail(
+            f"extra_body must be a dict of field names to values (got a {kind}). Use e.g. extra_body={{'my_field': 1}}."
+        )
     for name, argument in _OWN_ARGUMENTS.items():
         if name in fields:
             _fail(f"{name} is not a request field here: set it with {argument}.")

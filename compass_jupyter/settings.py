@@ -39,7 +39,9 @@ def _parse_int(low: int, high: int) -> Callable[[str, Any], int]:
         try:
             value = int(str(raw).strip()) if not isinstance(raw, int) or isinstance(raw, bool) else raw
         except ValueError:
-            raise ConfigError(f"{name} must be a whole number (got {raw!r}). Example: %compass set {name}={low + 1}") from None
+            raise ConfigError(
+                f"{name} must be a whole number (got {raw!r}). Example: %compass set {name}={low + 1}"
+            ) from None
         if isinstance(value, bool) or not low <= value <= high:
             raise ConfigError(f"{name} must be between {low} and {high} (got {raw!r}).")
         return value
@@ -52,7 +54,9 @@ def _parse_float(low: float, high: float) -> Callable[[str, Any], float]:
         try:
             value = float(raw)
         except (TypeError, ValueError):
-            raise ConfigError(f"{name} must be a number of seconds (got {raw!r}). Example: %compass set {name}=60") from None
+            raise ConfigError(
+                f"{name} must be a number of seconds (got {raw!r}). Example: %compass set {name}=60"
+            ) from None
         if not low <= value <= high:
             raise ConfigError(f"{name} must be between {low:g} and {high:g} (got {raw!r}).")
         return value
@@ -133,15 +137,41 @@ SPECS: dict[str, SettingSpec] = {
         SettingSpec("api_key", "COMPASS_API_KEY", None, _parse_key, "sent as the api-key header", secret=True),
         SettingSpec("base_url", "COMPASS_BASE_URL", DEFAULT_BASE_URL, _parse_url, "server root"),
         SettingSpec("api_style", "COMPASS_API_STYLE", "openai", _parse_style, "openai or azure route"),
-        SettingSpec("api_version", "COMPASS_API_VERSION", "2024-11-01-preview", _parse_str, "api-version query of the azure route"),
+        SettingSpec(
+            "api_version",
+            "COMPASS_API_VERSION",
+            "2024-11-01-preview",
+            _parse_str,
+            "api-version query of the azure route",
+        ),
         SettingSpec("model", "COMPASS_MODEL", "gpt-4o", _parse_str, "default model"),
         SettingSpec("strict", "COMPASS_STRICT", False, _parse_bool, "reserved parameters are errors, not warnings"),
-        SettingSpec("max_retries", "COMPASS_MAX_RETRIES", 3, _parse_int(0, 20), "retries of 429, 5xx, connect errors and timeouts"),
-        SettingSpec("timeout", "COMPASS_TIMEOUT", 120.0, _parse_float(0.1, 3600), "seconds to wait for the server (read timeout)"),
-        SettingSpec("max_tool_rounds", "COMPASS_MAX_TOOL_ROUNDS", 8, _parse_int(1, 100), "tool-call rounds before the loop gives up"),
+        SettingSpec(
+            "max_retries",
+            "COMPASS_MAX_RETRIES",
+            3,
+            _parse_int(0, 20),
+            "retries of 429, 5xx, connect errors and timeouts",
+        ),
+        SettingSpec(
+            "timeout",
+            "COMPASS_TIMEOUT",
+            120.0,
+            _parse_float(0.1, 3600),
+            "seconds to wait for the server (read timeout)",
+        ),
+        SettingSpec(
+            "max_tool_rounds",
+            "COMPASS_MAX_TOOL_ROUNDS",
+            8,
+            _parse_int(1, 100),
+            "tool-call rounds before the loop gives up",
+        ),
         SettingSpec("view", "COMPASS_VIEW", "auto", _parse_view, "how replies render: auto, widget or plain"),
         SettingSpec("offline", "COMPASS_OFFLINE", "off", _parse_offline, "'local': without a key, use the local model"),
-        SettingSpec("keep_raw", "COMPASS_KEEP_RAW", False, _parse_bool, "keep the server's chunks on reply.raw (costs memory)"),
+        SettingSpec(
+            "keep_raw", "COMPASS_KEEP_RAW", False, _parse_bool, "keep the server's chunks on reply.raw (costs memory)"
+        ),
     )
 }
 

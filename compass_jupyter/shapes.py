@@ -111,7 +111,11 @@ def number(value: Any, path: str) -> float | None:
     """A real number (JSON has no NaN, but Python's parser accepts it: refused), or None for null."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and math.isnan(value)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and math.isnan(value))
+    ):
         raise ShapeError(path, "a number", value)
     try:
         return float(value)

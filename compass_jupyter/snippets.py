@@ -126,7 +126,11 @@ def _options(fields: Mapping[str, Any]) -> list[str]:
         words += [_option("--stop", escape_stop(s)) for s in stop]
         del rest["stop"]
 
-    if rest.get("logprobs") is True and isinstance(rest.get("top_logprobs"), int) and not isinstance(rest["top_logprobs"], bool):
+    if (
+        rest.get("logprobs") is True
+        and isinstance(rest.get("top_logprobs"), int)
+        and not isinstance(rest["top_logprobs"], bool)
+    ):
         words.append(f"--logprobs {rest['top_logprobs']}")
         del rest["logprobs"], rest["top_logprobs"]
 

@@ -295,9 +295,15 @@ class Accumulator:
         if citations:
             choice.citations = (choice.citations or []) + citations
         for j, fragment in enumerate(shapes.seq(delta_in.get("tool_calls"), f"{path}.delta.tool_calls")):
-            delta.tool_call = self._merge_tool_call(choice, shapes.obj(fragment, f"{path}.delta.tool_calls[{j}]", item=True), f"{path}.delta.tool_calls[{j}]")
+            delta.tool_call = self._merge_tool_call(
+                choice,
+                shapes.obj(fragment, f"{path}.delta.tool_calls[{j}]", item=True),
+                f"{path}.delta.tool_calls[{j}]",
+            )
         if delta_in.get("audio") is not None:
-            self._read_audio_delta(choice, shapes.obj(delta_in["audio"], f"{path}.delta.audio"), delta, f"{path}.delta.audio")
+            self._read_audio_delta(
+                choice, shapes.obj(delta_in["audio"], f"{path}.delta.audio"), delta, f"{path}.delta.audio"
+            )
         if data.get("logprobs") is not None:
             tokens = _logprobs(data["logprobs"], f"{path}.logprobs")
             if tokens:
@@ -326,7 +332,9 @@ class Accumulator:
             try:
                 delta.audio = self._audio.setdefault(choice.index, _AudioBuffer()).add(data)
             except (binascii.Error, ValueError) as exc:
-                raise StreamError(f"The server sent audio data that is not base64 ({exc}).", reply=self.reply, broke_off=False) from None
+                raise StreamError(
+                    f"The server sent audio data that is not base64 ({exc}).", reply=self.reply, broke_off=False
+                ) from None
             if delta.audio:
                 append(choice.audio, "data", delta.audio)
         transcript = shapes.text(audio.get("transcript"), f"{path}.transcript")
@@ -372,7 +380,9 @@ class Accumulator:
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
         for choice in self.reply.choices:
-            self._publish(Delta(reply=self.reply, choice=choice.index, text=choice.text, finish_reason=choice.finish_reason))
+            self._publish(
+                Delta(reply=self.reply, choice=choice.index, text=choice.text, finish_reason=choice.finish_reason)
+            )
 
     def _read_completion(self, data: dict[str, Any]) -> None:
         reply = self.reply
@@ -412,7 +422,9 @@ class Accumulator:
                     )
                 )
             if message.get("audio") is not None:
-                self._read_audio_message(choice, shapes.obj(message["audio"], f"{path}.message.audio"), f"{path}.message.audio")
+                self._read_audio_message(
+                    choice, shapes.obj(message["audio"], f"{path}.message.audio"), f"{path}.message.audio"
+                )
             if item.get("logprobs") is not None:
                 choice.logprobs = _logprobs(item["logprobs"], f"{path}.logprobs")
             if choice.text or choice.tool_calls or choice.audio:
@@ -425,7 +437,9 @@ class Accumulator:
         try:
             raw = base64.b64decode("".join(data.split()), validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise StreamError(f"The server sent audio data that is not base64 ({exc}).", reply=self.reply, broke_off=False) from None
+            raise StreamError(
+                f"The server sent audio data that is not base64 ({exc}).", reply=self.reply, broke_off=False
+            ) from None
         choice.audio = Audio(
             data=raw,
             format=self._audio_format,

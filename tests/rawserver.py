@@ -96,7 +96,12 @@ def chunk(content: Any = None, *, index: Any = 0, finish: Any = None, **delta: A
     """One ordinary chat.completion.chunk with ``content`` (and any other delta fields)."""
     if content is not None:
         delta["content"] = content
-    return {"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o", "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
+    return {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "model": "gpt-4o",
+        "choices": [{"index": index, "delta": delta, "finish_reason": finish}],
+    }
 
 
 def completion(content: Any = "Hello", **message: Any) -> dict[str, Any]:
@@ -104,6 +109,8 @@ def completion(content: Any = "Hello", **message: Any) -> dict[str, Any]:
         "id": "c1",
         "object": "chat.completion",
         "model": "gpt-4o",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content, **message}, "finish_reason": "stop"}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content, **message}, "finish_reason": "stop"}
+        ],
         "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
     }

@@ -43,11 +43,31 @@ CHUNK: dict[str, Any] = {
                 "content": "Hel",
                 "reasoning_content": "think",
                 "refusal": None,
-                "citations": [{"text": "t", "url": "https://u", "start": 0, "end": 3, "document_ids": ["d1"], "sources": [{"id": "d1", "document": {"id": "d1"}}]}],
-                "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a"'}}],
+                "citations": [
+                    {
+                        "text": "t",
+                        "url": "https://u",
+                        "start": 0,
+                        "end": 3,
+                        "document_ids": ["d1"],
+                        "sources": [{"id": "d1", "document": {"id": "d1"}}],
+                    }
+                ],
+                "tool_calls": [
+                    {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a"'}}
+                ],
                 "audio": {"id": "au_1", "data": "AAAA", "transcript": "Hel", "expires_at": 1700000100},
             },
-            "logprobs": {"content": [{"token": "Hel", "logprob": -0.1, "bytes": [72, 101, 108], "top_logprobs": [{"token": "Hel", "logprob": -0.1}]}]},
+            "logprobs": {
+                "content": [
+                    {
+                        "token": "Hel",
+                        "logprob": -0.1,
+                        "bytes": [72, 101, 108],
+                        "top_logprobs": [{"token": "Hel", "logprob": -0.1}],
+                    }
+                ]
+            },
             "finish_reason": None,
         }
     ],

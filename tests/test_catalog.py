@@ -118,7 +118,9 @@ def test_nearest_respects_n_and_finds_nothing_for_nonsense():
 
 def test_unknown_model_warning_text():
     (warning,) = catalog.model_warnings("gpt4o")
-    assert warning.startswith("Unknown model 'gpt4o' (not in the Compass reference); nearest known: gpt-4o, gpt-4o-mini")
+    assert warning.startswith(
+        "Unknown model 'gpt4o' (not in the Compass reference); nearest known: gpt-4o, gpt-4o-mini"
+    )
     assert warning.endswith(". It is sent anyway.")
 
 
@@ -188,5 +190,7 @@ def test_table_rows():
     audio = rows[REFERENCE_IDS.index("gpt-4o-audio-preview")]
     assert audio["audio in"] == audio["audio out"] == "yes"
     for row in rows:
-        assert {"id", "family", "image in", "audio in", "audio out", "tools", "reasoning", "reserved params"} <= set(row)
+        assert {"id", "family", "image in", "audio in", "audio out", "tools", "reasoning", "reserved params"} <= set(
+            row
+        )
         assert all(isinstance(v, str) for v in row.values())

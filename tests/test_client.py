@@ -195,7 +195,11 @@ def test_streamed_pcm16_audio_becomes_a_playable_wav(client):
 
 def test_non_streamed_wav_audio(client):
     reply = client.chat(
-        HI, model="gpt-4o-audio-preview", stream=False, modalities=["text", "audio"], audio={"voice": "echo", "format": "wav"}
+        HI,
+        model="gpt-4o-audio-preview",
+        stream=False,
+        modalities=["text", "audio"],
+        audio={"voice": "echo", "format": "wav"},
     )
     assert reply.audio.wav[:4] == b"RIFF"
     assert reply.audio.transcript
@@ -221,7 +225,9 @@ def test_dropped_stream_keeps_the_partial_reply(client, compass_server):
 
 
 def test_error_object_inside_the_stream(client, compass_server):
-    compass_server.enqueue(Scenario(text="one two three four", stream_error_after=2, error_message="content filter tripped"))
+    compass_server.enqueue(
+        Scenario(text="one two three four", stream_error_after=2, error_message="content filter tripped")
+    )
     with pytest.raises(cj.StreamError, match="content filter tripped") as info:
         client.chat(HI)
     assert info.value.reply.text
@@ -350,10 +356,14 @@ def test_achat_runs_requests_concurrently(compass_server):
 def test_a_server_refusing_null_content_gets_a_resend_that_is_still_retried(client, compass_server):
     messages = [
         {"role": "user", "content": "Weather?"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
-        ]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\": 18}"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"temp": 18}'},
     ]
     compass_server.enqueue(
         Scenario(status=500, error_message="1 validation error: messages.1.content Input should be a valid string"),
@@ -443,12 +453,16 @@ def test_a_given_http_client_that_follows_redirects_still_does_not_take_the_key_
 
 TOOL_TURN = [
     {"role": "user", "content": "Weather?"},
-    {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
-    ]},
-    {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\": 18}"},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": '{"temp": 18}'},
 ]
-REFUSES_NULL = Scenario(status=422, error_message="1 validation error: messages.1.content Input should be a valid string")
+REFUSES_NULL = Scenario(
+    status=422, error_message="1 validation error: messages.1.content Input should be a valid string"
+)
 
 
 def test_each_client_learns_its_own_servers_quirk(compass_server):

@@ -13,7 +13,17 @@ from compass_jupyter.request import build_body
 from compass_jupyter.testing import StandInServer
 
 USER = [{"role": "user", "content": "Hi"}]
-ROW = Field("foo_level", "number", "a knob a future reference may document", 0, 1, example=0.5, flag="--foo-level", step=0.1, start=0.5)
+ROW = Field(
+    "foo_level",
+    "number",
+    "a knob a future reference may document",
+    0,
+    1,
+    example=0.5,
+    flag="--foo-level",
+    step=0.1,
+    start=0.5,
+)
 
 
 @pytest.fixture
@@ -63,9 +73,19 @@ def test_a_new_row_with_a_step_is_a_playground_slider_that_sends_it(new_row, com
 @pytest.mark.parametrize(
     ("row", "widget", "value", "sent"),
     [
-        (Field("bar_count", "integer", "a count", 1, 9, example=2, flag="--bar-count", start=3), "BoundedIntText", 4, 4),
+        (
+            Field("bar_count", "integer", "a count", 1, 9, example=2, flag="--bar-count", start=3),
+            "BoundedIntText",
+            4,
+            4,
+        ),
         (Field("bar_count", "integer", "a count", example=2, flag="--bar-count", start=3), "IntText", -4, -4),
-        (Field("bar_mode", "choice", "a mode", choices=("x", "y"), example="x", flag="--bar-mode", start="x"), "Dropdown", "y", "y"),
+        (
+            Field("bar_mode", "choice", "a mode", choices=("x", "y"), example="x", flag="--bar-mode", start="x"),
+            "Dropdown",
+            "y",
+            "y",
+        ),
     ],
 )
 def test_new_integer_and_choice_rows_are_playground_controls(row, widget, value, sent):

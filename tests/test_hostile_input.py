@@ -125,11 +125,16 @@ def test_the_dunder_walk_to_the_key_is_refused(shell, compass_server):
 
 def test_a_plain_path_to_the_key_is_refused_too(shell, compass_server):
     ok(shell, "import os")
-    refused(shell, compass_server, "%%compass\n{os.environ[COMPASS_API_KEY]}", "{os.environ[COMPASS_API_KEY]}", "API key")
+    refused(
+        shell, compass_server, "%%compass\n{os.environ[COMPASS_API_KEY]}", "{os.environ[COMPASS_API_KEY]}", "API key"
+    )
 
 
 def test_no_attribute_getter_runs_when_any_field_is_refused(shell, compass_server):
-    ok(shell, "calls = []\nclass P:\n    @property\n    def value(self):\n        calls.append(1)\n        return 'v'\np = P()")
+    ok(
+        shell,
+        "calls = []\nclass P:\n    @property\n    def value(self):\n        calls.append(1)\n        return 'v'\np = P()",
+    )
     refused(shell, compass_server, "%%compass\n{p.value} then {p.value.__class__}", "'__class__'")
     refused(shell, compass_server, "%%compass\n{p.value} then {p._hidden}", "'_hidden'")
     assert shell.user_ns["calls"] == []
@@ -278,7 +283,9 @@ def test_audio_over_the_cap_is_refused_unread(shell, compass_server, tmp_path, m
         return original(self)
 
     monkeypatch.setattr(pathlib.Path, "read_bytes", read_bytes)
-    message = refused(shell, compass_server, f"%%compass --audio {big}\nTranscribe", "314,572,800 bytes", "25 MiB", "mp3")
+    message = refused(
+        shell, compass_server, f"%%compass --audio {big}\nTranscribe", "314,572,800 bytes", "25 MiB", "mp3"
+    )
     assert "Trim or compress" in message
     assert big not in reads, "the file must be sized before it is read"
 
@@ -286,7 +293,9 @@ def test_audio_over_the_cap_is_refused_unread(shell, compass_server, tmp_path, m
 def test_audio_cap_applies_to_the_python_api(compass_server, tmp_path):
     big = _sparse_wav(tmp_path / "long.wav", MAX_AUDIO_BYTES + 1)
     cj.chat("First")
-    refused_call(compass_server, lambda: cj.chat("Transcribe", audio_in=big), f"{MAX_AUDIO_BYTES + 1:,} bytes", "25 MiB")
+    refused_call(
+        compass_server, lambda: cj.chat("Transcribe", audio_in=big), f"{MAX_AUDIO_BYTES + 1:,} bytes", "25 MiB"
+    )
     assert MAX_AUDIO_BYTES == 25 * 1024 * 1024
     with pytest.raises(ValidationError, match="capped at 25 MiB"):
         audio_part(big)
@@ -334,7 +343,18 @@ NAMESPACE: dict[str, Any] = {
 }
 
 _NAMES = ["holder", "vault", "fn", "meth", "rows", "x", "w", "_secret", "__secret__", "_", "nope"]
-_ATTRS = ["label", "rows", "method", "_token", "__hidden__", "__dict__", "__globals__", "__self__", "__class__", "__func__"]
+_ATTRS = [
+    "label",
+    "rows",
+    "method",
+    "_token",
+    "__hidden__",
+    "__dict__",
+    "__globals__",
+    "__self__",
+    "__class__",
+    "__func__",
+]
 _KEYS = ["0", "1", "k", "KEY", "_k", "_token", "__hidden__", "-1"]
 _ACCESSOR = st.sampled_from(_ATTRS).map(".{}".format) | st.sampled_from(_KEYS).map("[{}]".format)
 _FIELD = st.builds(

@@ -78,15 +78,29 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 WRONG_CHUNKS = [
     pytest.param({"choices": [None]}, "choices[0] is null, not an object", id="choice-null"),
-    pytest.param({"choices": [{"index": "x", "delta": {"content": "!"}}]}, "choices[0].index is the text 'x'", id="index-text"),
+    pytest.param(
+        {"choices": [{"index": "x", "delta": {"content": "!"}}]}, "choices[0].index is the text 'x'", id="index-text"
+    ),
     pytest.param(chunk(5), "choices[0].delta.content is a number (5)", id="content-number"),
     pytest.param(chunk({"a": 1}), "choices[0].delta.content is an object", id="content-object"),
     pytest.param({"choices": {"0": 1}}, "choices is an object", id="choices-object"),
     pytest.param({"choices": [{"index": 0, "delta": "hi"}]}, "choices[0].delta is the text 'hi'", id="delta-text"),
-    pytest.param({"choices": [{"index": 9999, "delta": {"content": "x"}}]}, "choices[0].index is a number (9999)", id="index-huge"),
-    pytest.param(chunk(tool_calls=[{"index": 0, "function": {"name": 7}}]), "tool_calls[0].function.name is a number", id="tool-name"),
+    pytest.param(
+        {"choices": [{"index": 9999, "delta": {"content": "x"}}]},
+        "choices[0].index is a number (9999)",
+        id="index-huge",
+    ),
+    pytest.param(
+        chunk(tool_calls=[{"index": 0, "function": {"name": 7}}]),
+        "tool_calls[0].function.name is a number",
+        id="tool-name",
+    ),
     pytest.param(chunk(tool_calls="call"), "delta.tool_calls is the text 'call'", id="tool-calls-text"),
-    pytest.param({"choices": [{"index": 0, "delta": {}, "logprobs": {"content": [{"token": "a", "logprob": "x"}]}}]}, "logprob is the text 'x'", id="logprob-text"),
+    pytest.param(
+        {"choices": [{"index": 0, "delta": {}, "logprobs": {"content": [{"token": "a", "logprob": "x"}]}}]},
+        "logprob is the text 'x'",
+        id="logprob-text",
+    ),
     pytest.param(chunk(audio={"data": 12}), "delta.audio.data is a number", id="audio-data"),
     pytest.param(chunk(finish=["stop"]), "finish_reason is a list", id="finish-list"),
     pytest.param("[1, 2]", "a list of 2 items, not a JSON object", id="event-list"),
@@ -111,11 +125,23 @@ def test_a_streamed_chunk_of_the_wrong_shape_is_a_stream_error_that_keeps_the_pa
 def test_usage_of_the_wrong_shape_costs_only_the_usage(raw, client):
     raw.stream(
         chunk("Hi", finish="stop"),
-        {"choices": [], "usage": {"prompt_tokens": "3", "completion_tokens": 2.0, "total_tokens": 5, "completion_tokens_details": "many"}},
+        {
+            "choices": [],
+            "usage": {
+                "prompt_tokens": "3",
+                "completion_tokens": 2.0,
+                "total_tokens": 5,
+                "completion_tokens_details": "many",
+            },
+        },
     )
     reply = client.chat(HI)
     assert reply.text == "Hi"
-    assert reply.usage.prompt_tokens is None and reply.usage.completion_tokens == 2 and reply.usage.reasoning_tokens is None
+    assert (
+        reply.usage.prompt_tokens is None
+        and reply.usage.completion_tokens == 2
+        and reply.usage.reasoning_tokens is None
+    )
     assert any("usage.prompt_tokens" in w for w in reply.warnings)
     assert any("completion_tokens_details" in w for w in reply.warnings)
     assert "None" not in reply.status_line() and "? in · 2 out · 5 total" in reply.status_line()
@@ -137,7 +163,12 @@ def test_a_non_streamed_object_content_never_reaches_the_history(raw, session):
         (b'"just text"', "the text 'just text'"),
         (b"[" * 100_000, "nested too deeply"),
         (json.dumps({"choices": [{"index": 0, "message": [1]}]}).encode(), "choices[0].message is a list"),
-        (json.dumps({"choices": [{"index": 0, "message": {"content": "x", "tool_calls": [{"function": {"arguments": 5}}]}}]}).encode(), "arguments is a number"),
+        (
+            json.dumps(
+                {"choices": [{"index": 0, "message": {"content": "x", "tool_calls": [{"function": {"arguments": 5}}]}}]}
+            ).encode(),
+            "arguments is a number",
+        ),
     ],
 )
 def test_a_non_streamed_answer_of_the_wrong_shape_names_what_was_wrong(raw, session, body, named):
@@ -266,11 +297,20 @@ from hypothesis import strategies as st  # noqa: E402
 
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["choices", "delta", "content", "index", "usage", "error", "x"]), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["choices", "delta", "content", "index", "usage", "error", "x"]), inner, max_size=3
+        )
+    ),
     max_leaves=8,
 )
 _EVENT = st.one_of(
-    st.builds(lambda c, f: json.dumps(chunk(c, finish=f)), st.one_of(st.text(max_size=8), _JSON), st.sampled_from([None, "stop", 3])),
+    st.builds(
+        lambda c, f: json.dumps(chunk(c, finish=f)),
+        st.one_of(st.text(max_size=8), _JSON),
+        st.sampled_from([None, "stop", 3]),
+    ),
     _JSON.map(json.dumps),
     st.text(max_size=12).filter(lambda t: "\n" not in t and "\r" not in t),
 )
@@ -289,9 +329,13 @@ def shared_raw():
         yield server
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(events=st.lists(_EVENT, max_size=4), done=st.booleans(), stream=st.booleans())
-def test_any_answer_through_a_socket_is_a_reply_or_a_compass_error_and_the_session_stays_usable(shared_raw, events, done, stream):
+def test_any_answer_through_a_socket_is_a_reply_or_a_compass_error_and_the_session_stays_usable(
+    shared_raw, events, done, stream
+):
     raw = shared_raw
     raw.queue.clear()
     with cj.Client(base_url=raw.base_url, api_key=KEY, max_retries=0) as client:

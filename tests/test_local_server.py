@@ -193,7 +193,9 @@ def test_temperature_zero_repeats_even_when_the_prompt_is_cached(http):
     # With llama.cpp's default batching this prompt answered differently the
     # second time (re-evaluated from the prefix cache); the server's
     # deterministic mode must make both answers equal.
-    answers = [chat(http, "Name a color.", temperature=0, max_tokens=16)["choices"][0]["message"]["content"] for _ in range(3)]
+    answers = [
+        chat(http, "Name a color.", temperature=0, max_tokens=16)["choices"][0]["message"]["content"] for _ in range(3)
+    ]
     assert answers[0] == answers[1] == answers[2]
 
 
@@ -304,7 +306,9 @@ LAUNCHER = textwrap.dedent(
 
 
 def test_server_stops_when_the_python_process_exits():
-    out = subprocess.run([sys.executable, "-c", LAUNCHER, "exit"], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, "exit"], capture_output=True, text=True, timeout=120, check=True
+    )
     pid, port = map(int, out.stdout.split())
     assert process_gone(pid)
     assert port_free(port)

@@ -11,7 +11,10 @@ from compass_jupyter.testing import Scenario
 
 
 def test_documents_from_a_list_are_sent_and_citations_shown(shell, compass_server):
-    shell.user_ns["docs"] = ["The Burj Khalifa is 828 metres tall.", {"id": "d2", "data": {"text": "Dubai is in the UAE."}}]
+    shell.user_ns["docs"] = [
+        "The Burj Khalifa is 828 metres tall.",
+        {"id": "d2", "data": {"text": "Dubai is in the UAE."}},
+    ]
     cell = ok(shell, "%%compass -m cohere-command-r-08-2024 --documents docs\nHow tall is the Burj Khalifa?")
     assert body(compass_server)["documents"] == shell.user_ns["docs"]
     assert "Citations" in cell.markdown
@@ -66,7 +69,10 @@ def test_param_at_name_takes_a_notebook_variable(shell, compass_server):
 
 
 def test_a_tool_that_raises_is_shown_and_sent_back(shell, compass_server):
-    ok(shell, 'def lookup(city: str) -> str:\n    """Look a city up."""\n    raise RuntimeError(f"database down for {city}")')
+    ok(
+        shell,
+        'def lookup(city: str) -> str:\n    """Look a city up."""\n    raise RuntimeError(f"database down for {city}")',
+    )
     cell = ok(shell, "%%compass --tools lookup\nPlease lookup Paris")
     assert "database down for Paris" in cell.markdown
     tool_message = [m for m in cj.session().messages if m["role"] == "tool"][0]

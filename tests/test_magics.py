@@ -29,8 +29,8 @@ from IPython.utils.capture import capture_output
 
 import compass_jupyter as cj
 from compass_jupyter import magics
-from compass_jupyter.settings import SPECS, config
 from compass_jupyter.magics.configurable import Compass
+from compass_jupyter.settings import SPECS, config
 from compass_jupyter.testing import Scenario
 from compass_jupyter.views.plain import PlainLiveView
 
@@ -169,7 +169,16 @@ def test_loading_again_leaves_one_configurable_and_working_magics(shell, compass
 
 def test_config_compass_lists_settings_but_never_the_key(shell, compass_server):
     cell = ok(shell, "%config Compass")
-    for name in ("model", "base_url", "api_style", "api_version", "strict", "max_retries", "timeout", "max_tool_rounds"):
+    for name in (
+        "model",
+        "base_url",
+        "api_style",
+        "api_version",
+        "strict",
+        "max_retries",
+        "timeout",
+        "max_tool_rounds",
+    ):
         assert f"Compass.{name}=" in cell.stdout
     assert "api_key" not in cell.stdout
     assert compass_server.key not in cell.stdout
@@ -312,7 +321,7 @@ OPTION_CASES = [
     ("--param user=alice", {"user": "alice"}),
     ("--param logit_bias='{\"50256\": -100}'", {"logit_bias": {"50256": -100}}),
     (
-        "-m claude-sonnet-4 --param thinking='{\"type\":\"enabled\",\"budget_tokens\":2048}'",
+        '-m claude-sonnet-4 --param thinking=\'{"type":"enabled","budget_tokens":2048}\'',
         {"thinking": {"type": "enabled", "budget_tokens": 2048}},
     ),
     ("--param store=true --param service_tier=default", {"store": True, "service_tier": "default"}),

@@ -28,7 +28,9 @@ def _wav() -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("data, mime", [(PNG, "image/png"), (JPEG, "image/jpeg"), (GIF, "image/gif"), (WEBP, "image/webp")])
+@pytest.mark.parametrize(
+    "data, mime", [(PNG, "image/png"), (JPEG, "image/jpeg"), (GIF, "image/gif"), (WEBP, "image/webp")]
+)
 def test_an_image_is_recognised_by_its_bytes_whatever_its_name(tmp_path, data, mime):
     path = tmp_path / "picture.txt"  # the name says nothing
     path.write_bytes(data)

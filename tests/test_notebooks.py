@@ -40,11 +40,20 @@ EXPECTED = [
     "07-testing-offline.ipynb",
 ]
 NBVAL_COMMAND = [
-    sys.executable, "-m", "pytest",
-    "--nbval", "--nbval-current-env",
-    "--nbval-sanitize-with", "tests/nbval/sanitize.cfg",
-    "-p", "no:cacheprovider", "-q", "-rA", "--color=no",
-    "notebooks/", "tests/nbval/",
+    sys.executable,
+    "-m",
+    "pytest",
+    "--nbval",
+    "--nbval-current-env",
+    "--nbval-sanitize-with",
+    "tests/nbval/sanitize.cfg",
+    "-p",
+    "no:cacheprovider",
+    "-q",
+    "-rA",
+    "--color=no",
+    "notebooks/",
+    "tests/nbval/",
 ]
 # A reply's summary line: "gpt-4o · finish: stop · 16 in · 15 out · 31 total · ..."
 SUMMARY = re.compile(r"\S+ \u00b7 (finish: \w+|incomplete|interrupted) \u00b7 ")

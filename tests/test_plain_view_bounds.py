@@ -81,7 +81,16 @@ class _Publisher(DisplayPublisher):
         super().__init__(shell=shell)
         self.wire = wire
 
-    def publish(self, data: Any, metadata: Any = None, source: Any = None, *, transient: Any = None, update: bool = False, **kwargs: Any) -> None:
+    def publish(
+        self,
+        data: Any,
+        metadata: Any = None,
+        source: Any = None,
+        *,
+        transient: Any = None,
+        update: bool = False,
+        **kwargs: Any,
+    ) -> None:
         content = {"data": data, "metadata": metadata or {}, "transient": transient or {}}
         size = len(json.dumps(content, ensure_ascii=False).encode("utf-8"))
         self.wire.messages.append(Message(update=update, data=data, size=size))

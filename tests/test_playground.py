@@ -207,7 +207,11 @@ def test_the_generic_controls_follow_the_fields_table() -> None:
             assert tuple(control.options) == row.choices, row.name
     # The hand-written controls take their numbers from the table too.
     top = pg.params["top_logprobs"].input
-    assert (top.min, top.max, top.value) == (FIELDS["top_logprobs"].low, FIELDS["top_logprobs"].high, FIELDS["top_logprobs"].start)
+    assert (top.min, top.max, top.value) == (
+        FIELDS["top_logprobs"].low,
+        FIELDS["top_logprobs"].high,
+        FIELDS["top_logprobs"].start,
+    )
     assert set(pg.params) - {r.name for r in rows} <= SPECIAL
     # A control is named after its %%compass option, and set() takes that name as well.
     assert pg.params["random_seed"].label == "seed"
@@ -413,7 +417,7 @@ def test_copy_as_cell_reproduces_the_settings_and_the_message(compass_server: St
     cell = pg.cell_text.value
     assert pg.copy_box.layout.display != "none"
     first, _, message = cell.partition("\n")
-    options = parse(first[len("%%compass"):], {})
+    options = parse(first[len("%%compass") :], {})
     assert options.fields == pg.fields()
     assert options.kwargs["model"] == "o3"
     assert options.kwargs["system"] == "Answer in {braces} if asked."

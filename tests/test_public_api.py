@@ -9,9 +9,23 @@ import textwrap
 import compass_jupyter as cj
 
 PROMISED = {
-    "chat", "session", "Client", "Playground", "local", "Reply", "Usage", "CompassError", "ConfigError",
-    "ValidationError", "AuthenticationError", "NotFoundError", "BadRequestError", "RateLimitError",
-    "ServerError", "APITimeoutError", "StreamError",
+    "chat",
+    "session",
+    "Client",
+    "Playground",
+    "local",
+    "Reply",
+    "Usage",
+    "CompassError",
+    "ConfigError",
+    "ValidationError",
+    "AuthenticationError",
+    "NotFoundError",
+    "BadRequestError",
+    "RateLimitError",
+    "ServerError",
+    "APITimeoutError",
+    "StreamError",
 }
 
 

@@ -54,7 +54,9 @@ class Html(HTMLParser):
 
 def _calls() -> list[ToolCall]:
     return [
-        ToolCall(id="call_1", name="get_weather", arguments_json='{"city": "Paris"}', content="Sunny, 21 C", duration=0.012),
+        ToolCall(
+            id="call_1", name="get_weather", arguments_json='{"city": "Paris"}', content="Sunny, 21 C", duration=0.012
+        ),
         ToolCall(id="call_2", name="convert", arguments_json='{"x": 1}', error="ValueError: no unit"),
     ]
 
@@ -71,7 +73,9 @@ def _reply() -> Reply:
         logprobs=tokens,
         citations=[{"text": "sunny in Paris", "document_ids": ["weather-doc"]}],
     )
-    return Reply(model="gpt-4o", steps=[step], choices=[choice], usage=Usage(12, 5, 17), latency=Latency(0.25, 1.5, 20.0))
+    return Reply(
+        model="gpt-4o", steps=[step], choices=[choice], usage=Usage(12, 5, 17), latency=Latency(0.25, 1.5, 20.0)
+    )
 
 
 # --------------------------------------------------------------------------- one reply, three forms
@@ -85,7 +89,16 @@ def test_a_reply_says_the_same_in_markdown_html_and_text() -> None:
         "html": Html(rr.reply_html(reply)).text,
         "text": bundle["text/plain"],
     }
-    shared = ["Paris is sunny", "get_weather", "Paris", "Sunny, 21 C", "convert", "ValueError: no unit", "gpt-4o", "finish: stop"]
+    shared = [
+        "Paris is sunny",
+        "get_weather",
+        "Paris",
+        "Sunny, 21 C",
+        "convert",
+        "ValueError: no unit",
+        "gpt-4o",
+        "finish: stop",
+    ]
     for form, shown in forms.items():
         for fact in shared:
             assert fact in shown, f"{fact!r} missing from the {form} form"
@@ -114,7 +127,13 @@ def test_a_partial_reply_is_marked_partial_in_every_form() -> None:
 
 
 def test_choices_are_shown_one_by_one_in_every_form() -> None:
-    reply = Reply(model="m", choices=[Choice(index=0, text="first", finish_reason="stop"), Choice(index=1, text="second", finish_reason="length")])
+    reply = Reply(
+        model="m",
+        choices=[
+            Choice(index=0, text="first", finish_reason="stop"),
+            Choice(index=1, text="second", finish_reason="length"),
+        ],
+    )
     bundle = rr.reply_bundle(reply)
     html_text = Html(rr.reply_html(reply)).text
     assert "**Choice 2** · finish: length" in bundle["text/markdown"]
@@ -155,8 +174,22 @@ def test_spoken_replies_show_the_transcript_as_their_text() -> None:
 
 def _turns() -> tuple[list[Turn], Usage | None]:
     turns = [
-        Turn(model="gpt-4o", usage=Usage(10, 20, 30, cached_tokens=0), ttft=0.1, total=0.5, tokens_per_s=40.0, finish_reason="stop"),
-        Turn(model="o3", usage=Usage(5, 6, 11, reasoning_tokens=3), total=1.25, tool_rounds=2, kind="compare", finish_reason="stop"),
+        Turn(
+            model="gpt-4o",
+            usage=Usage(10, 20, 30, cached_tokens=0),
+            ttft=0.1,
+            total=0.5,
+            tokens_per_s=40.0,
+            finish_reason="stop",
+        ),
+        Turn(
+            model="o3",
+            usage=Usage(5, 6, 11, reasoning_tokens=3),
+            total=1.25,
+            tool_rounds=2,
+            kind="compare",
+            finish_reason="stop",
+        ),
         Turn(model="gpt-4.1", usage=None, incomplete=True),
     ]
     return turns, Usage.total(t.usage for t in turns)
@@ -255,7 +288,7 @@ def test_plain_and_widget_compare_views_leave_the_same_rendering(monkeypatch: py
 
 # --------------------------------------------------------------------------- escaping
 
-HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(2)>"\'&'
+HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>\"'&"
 
 
 def _hostile_reply() -> Reply:
@@ -268,7 +301,10 @@ def _hostile_reply() -> Reply:
         refusal=HOSTILE,
         tool_calls=[call, failed],
         logprobs=[TokenLogprob(HOSTILE, -0.5, top=[(HOSTILE, -0.5)])],
-        citations=[{"text": HOSTILE, "url": "javascript:alert(4)", "document_ids": [HOSTILE], "start": HOSTILE, "end": 1}, HOSTILE],
+        citations=[
+            {"text": HOSTILE, "url": "javascript:alert(4)", "document_ids": [HOSTILE], "start": HOSTILE, "end": 1},
+            HOSTILE,
+        ],
         audio=Audio(data=b"\x00\x00" * 100, format="pcm16", transcript=HOSTILE, id=HOSTILE),
     )
     return Reply(model=HOSTILE, choices=[choice], error=HOSTILE, incomplete=True, warnings=[HOSTILE])
@@ -294,10 +330,19 @@ def test_html_escapes_everything_the_server_sends() -> None:
     turn = Turn(model=HOSTILE, usage=Usage(1, 2, 3), finish_reason=HOSTILE, kind=HOSTILE)
     _assert_inert(usage.usage_html([turn], Usage(1, 2, 3)))
     _assert_inert(tables.table_bundle([HOSTILE], [[HOSTILE]], title=HOSTILE, note=HOSTILE)["text/html"])
-    message = {"role": "assistant", "name": HOSTILE, "content": HOSTILE, "tool_calls": [{"function": {"name": HOSTILE, "arguments": HOSTILE}}]}
+    message = {
+        "role": "assistant",
+        "name": HOSTILE,
+        "content": HOSTILE,
+        "tool_calls": [{"function": {"name": HOSTILE, "arguments": HOSTILE}}],
+    }
     for role in ("assistant", "tool", "user", HOSTILE):
         _assert_inert(transcript.message_html({**message, "role": role}))
-    _assert_inert(notices.notice_html("error", HOSTILE) + notices.note_html(HOSTILE) + notices.message_bundle(HOSTILE, detail=HOSTILE)["text/html"])
+    _assert_inert(
+        notices.notice_html("error", HOSTILE)
+        + notices.note_html(HOSTILE)
+        + notices.message_bundle(HOSTILE, detail=HOSTILE)["text/html"]
+    )
     _assert_inert(notices.preformatted_bundle(HOSTILE)["text/html"])
 
 
@@ -311,23 +356,41 @@ def test_markdown_table_cells_cannot_break_the_table() -> None:
 
 def test_the_magics_tables() -> None:
     settings = tables.config_bundle([["model", "gpt-4o", "default"]])
-    assert settings["text/markdown"].startswith("**Compass settings**") and "| model | gpt-4o | default |" in settings["text/markdown"]
+    assert (
+        settings["text/markdown"].startswith("**Compass settings**")
+        and "| model | gpt-4o | default |" in settings["text/markdown"]
+    )
     assert "Precedence" in settings["text/plain"] and "Precedence" in settings["text/html"]
     catalog = tables.catalog_bundle([{"model": "gpt-4o", "tools": "yes"}])
     assert _markdown_rows(catalog["text/markdown"]) == [["model", "tools"], ["gpt-4o", "yes"]]
-    assert tables.help_bundle([["%compass key", "enter the key"]])["text/plain"].splitlines()[1].split() == ["command", "what", "it", "does"]
+    assert tables.help_bundle([["%compass key", "enter the key"]])["text/plain"].splitlines()[1].split() == [
+        "command",
+        "what",
+        "it",
+        "does",
+    ]
 
 
 def test_a_transcript_names_speakers_media_calls_and_incomplete_turns() -> None:
     messages = [
-        {"role": "user", "content": [{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {}}]},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {}}],
+        },
         {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "look", "arguments": "{}"}}]},
         {"role": "tool", "name": "look", "tool_call_id": "c1", "content": "a cat"},
         {"role": "assistant", "content": "A **cat**", "incomplete": True},
     ]
     md = transcript.transcript_bundle("Be brief.", messages, "PLAIN")
     assert md["text/plain"] == "PLAIN"
-    for fact in ("**system**", "Be brief.", "*[image_url]*", "🔧 calls `look({})`", "**tool result · look**", "(incomplete, not sent again)"):
+    for fact in (
+        "**system**",
+        "Be brief.",
+        "*[image_url]*",
+        "🔧 calls `look({})`",
+        "**tool result · look**",
+        "(incomplete, not sent again)",
+    ):
         assert fact in md["text/markdown"]
     cards = [Html(transcript.message_html(m)).text for m in messages]
     assert "[image_url]" in cards[0] and "look({})" in cards[1] and "tool result · look" in cards[2]
@@ -341,7 +404,7 @@ def test_the_formats_of_a_reply_body() -> None:
     assert markup.format_body('{"a":1}', "json") == '```json\n{\n  "a": 1\n}\n```'
     assert markup.format_body("not json", "json") == "not json"
     assert "<pre" in markup.live_body_html("x < 1", "code") and "x &lt; 1" in markup.live_body_html("x < 1", "text")
-    assert markup.escape('<"&\'>') == "&lt;&quot;&amp;&#x27;&gt;"
+    assert markup.escape("<\"&'>") == "&lt;&quot;&amp;&#x27;&gt;"
 
 
 # --------------------------------------------------------------------------- no import circle
@@ -387,7 +450,9 @@ def test_no_two_modules_import_each_other() -> None:
 
 
 def test_importing_reply_does_not_import_rendering() -> None:
-    code = "import sys, compass_jupyter.reply; print(sorted(m for m in sys.modules if 'rendering' in m or 'views' in m))"
+    code = (
+        "import sys, compass_jupyter.reply; print(sorted(m for m in sys.modules if 'rendering' in m or 'views' in m))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     code = "import compass_jupyter.reply as r; b = r.Reply(model='m')._repr_mimebundle_(); print(sorted(b))"

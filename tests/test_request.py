@@ -290,7 +290,9 @@ def test_every_documented_voice_and_format(voice, fmt):
 
 def test_audio_refused():
     assert "audio.voice must be one of alloy" in refused({"audio": {"voice": "nova", "format": "wav"}})
-    assert "audio.format must be one of wav, mp3, flac, opus, pcm16" in refused({"audio": {"voice": "alloy", "format": "aac"}})
+    assert "audio.format must be one of wav, mp3, flac, opus, pcm16" in refused(
+        {"audio": {"voice": "alloy", "format": "aac"}}
+    )
     assert "audio.voice" in refused({"audio": {"format": "wav"}})
     assert "audio must be an object" in refused({"audio": "alloy"})
 
@@ -440,7 +442,9 @@ def test_body_without_streaming_has_no_stream_options():
 
 
 def test_callers_stream_options_are_kept():
-    body, _ = build_body(model="gpt-4o", messages=USER, stream=True, fields={"stream_options": {"include_usage": False}})
+    body, _ = build_body(
+        model="gpt-4o", messages=USER, stream=True, fields={"stream_options": {"include_usage": False}}
+    )
     assert body["stream_options"] == {"include_usage": False}
 
 

@@ -195,7 +195,11 @@ def test_tool_rounds_are_bounded_and_leave_history_unchanged(compass_server):
 
 
 def test_named_tool_choice_is_sent_then_relaxed(compass_server):
-    cj.chat("Weather in Rome please", tools=[get_weather], tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    cj.chat(
+        "Weather in Rome please",
+        tools=[get_weather],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
     first, second = compass_server.requests[-2:]
     assert first.body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
     assert second.body["tool_choice"] == "auto"
@@ -210,7 +214,9 @@ def _png(path, size=(2, 2)):
 
     raw = b"".join(b"\x00" + b"\xff\x00\x00" * size[0] for _ in range(size[1]))
     ihdr = struct.pack(">IIBBBBB", size[0], size[1], 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
     return path
 
 

@@ -42,7 +42,7 @@ def read_back(cell: str) -> tuple[Any, str]:
     """What the magic makes of a cell: (parsed options, the message it sends)."""
     first, _, body = cell.partition("\n")
     assert first.startswith("%%compass"), first
-    options = parse(first[len("%%compass"):].strip(), {})
+    options = parse(first[len("%%compass") :].strip(), {})
     # As the magic does: trailing whitespace and leading blank lines are not part of the message.
     return options, interpolate(body.rstrip().lstrip("\r\n"), {})
 
@@ -62,7 +62,9 @@ def test_every_field_with_an_option_round_trips_through_the_magic_parser() -> No
 def test_the_cell_uses_the_documented_options() -> None:
     cell = magic_cell("gpt-4o", {"temperature": 0.2, "random_seed": 7, "logprobs": True, "top_logprobs": 3}, None, "Hi")
     assert cell.splitlines()[0] == "%%compass -m gpt-4o -t 0.2 --seed 7 --logprobs 3"
-    assert magic_cell("gpt-4o", {"response_format": {"type": "json_object"}}, None, "Hi").startswith("%%compass -m gpt-4o --json\n")
+    assert magic_cell("gpt-4o", {"response_format": {"type": "json_object"}}, None, "Hi").startswith(
+        "%%compass -m gpt-4o --json\n"
+    )
 
 
 def test_fields_without_an_option_go_through_param_as_json() -> None:

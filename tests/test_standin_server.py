@@ -146,7 +146,10 @@ def test_openai_route_answers_in_the_documented_shape(client: httpx.Client) -> N
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert usage["completion_tokens"] == len(message["content"].split())
     assert set(usage["completion_tokens_details"]) == {
-        "reasoning_tokens", "audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens"
+        "reasoning_tokens",
+        "audio_tokens",
+        "accepted_prediction_tokens",
+        "rejected_prediction_tokens",
     }
     assert usage["prompt_tokens_details"] == {"cached_tokens": 0, "audio_tokens": 0}
 
@@ -359,8 +362,9 @@ def test_media_parts_are_described(client: httpx.Client) -> None:
         {"type": "input_audio", "input_audio": {"data": B64, "format": "wav"}},
     ]
     data = chat(client, messages=[{"role": "user", "content": content}]).json()
-    assert "I received 1 image (image/png, 206 bytes) and 1 audio clip (wav, 206 bytes)." in (
-        data["choices"][0]["message"]["content"]
+    assert (
+        "I received 1 image (image/png, 206 bytes) and 1 audio clip (wav, 206 bytes)."
+        in (data["choices"][0]["message"]["content"])
     )
     assert data["usage"]["prompt_tokens_details"]["audio_tokens"] > 0
 
@@ -539,8 +543,12 @@ def test_thinking_gives_reasoning_content_streamed_before_the_text(client: httpx
     thinking = {"type": "enabled", "budget_tokens": 2048}
     message = chat(client, model="claude-sonnet-4", thinking=thinking).json()["choices"][0]["message"]
     assert message["reasoning_content"].startswith("The user wrote 8 words.")
-    kinds = [k for d in deltas(stream(client, model="claude-sonnet-4", thinking=thinking))
-             for k in ("reasoning_content", "content") if d.get(k)]
+    kinds = [
+        k
+        for d in deltas(stream(client, model="claude-sonnet-4", thinking=thinking))
+        for k in ("reasoning_content", "content")
+        if d.get(k)
+    ]
     assert kinds[0] == "reasoning_content" and kinds[-1] == "content"
     assert kinds == sorted(kinds, key=lambda k: k != "reasoning_content")
 
@@ -770,7 +778,8 @@ def raw_request(
 
 
 @pytest.mark.parametrize(
-    "sent", [{}, {"api-key": "not-the-key"}, {"api-key": ""}, {"authorization": "Bearer not-the-key"}],
+    "sent",
+    [{}, {"api-key": "not-the-key"}, {"api-key": ""}, {"authorization": "Bearer not-the-key"}],
     ids=["no-key", "wrong-key", "empty-key", "wrong-bearer"],
 )
 @pytest.mark.parametrize(("method", "path"), CONTROL_ROUTES)
@@ -880,10 +889,21 @@ def test_a_request_without_the_key_leaves_the_queue_alone(
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [
-        ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True), ("localhost", True),
-        ("LocalHost.", True), ("::ffff:127.0.0.1", True),
-        ("0.0.0.0", False), ("", False), ("::", False), ("192.168.1.20", False), ("10.0.0.1", False),
-        ("example.com", False), ("localhost.example.com", False), ("128.0.0.1", False),
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LocalHost.", True),
+        ("::ffff:127.0.0.1", True),
+        ("0.0.0.0", False),
+        ("", False),
+        ("::", False),
+        ("192.168.1.20", False),
+        ("10.0.0.1", False),
+        ("example.com", False),
+        ("localhost.example.com", False),
+        ("128.0.0.1", False),
     ],
 )
 def test_is_loopback_host(host: str, loopback: bool) -> None:
@@ -983,7 +1003,7 @@ def test_command_line_warns_loudly_on_a_non_loopback_host() -> None:
         assert httpx.get(local + "/_standin/health").status_code == 401
         assert httpx.get(local + "/_standin/health", headers={"api-key": key}).status_code == 200
         process.terminate()
-        rest, = process.communicate(timeout=10)[1:]
+        (rest,) = process.communicate(timeout=10)[1:]
     finally:
         watchdog.cancel()
         process.kill()

@@ -419,9 +419,7 @@ def test_resolve_tools_mixes_functions_and_tool_dicts() -> None:
 
 def test_resolve_tools_wraps_the_bare_function_form_and_a_lone_callable() -> None:
     schemas, _ = resolve_tools([{"name": "lookup", "parameters": {"type": "object"}}])
-    assert schemas == [
-        {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
-    ]
+    assert schemas == [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
     schemas, functions = resolve_tools(weather)  # type: ignore[arg-type]
     assert functions == {"weather": weather}
 

@@ -43,7 +43,10 @@ def test_control_names_never_reach_the_request_body(compass_server):
     assert body["model"] == "gpt-4.1" and body["stream"] is False
     assert body["temperature"] == 0 and body["random_seed"] == 7
     assert not {"system", "name", "history", "new", "client", "images", "audio_in", "extra_body"} & set(body)
-    assert body["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi", "name": "ada"}]
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi", "name": "ada"},
+    ]
 
 
 def test_an_unknown_name_is_refused_by_the_request_with_its_suggestion(compass_server):

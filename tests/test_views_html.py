@@ -210,7 +210,11 @@ def test_status_line_of_a_finished_reply(client: Client) -> None:
 
 
 def test_status_line_shows_the_usage_details_the_server_sent() -> None:
-    reply = Reply(model="o3", usage=Usage(10, 50, 60, reasoning_tokens=32, cached_tokens=0), choices=[Choice(finish_reason="stop")])
+    reply = Reply(
+        model="o3",
+        usage=Usage(10, 50, 60, reasoning_tokens=32, cached_tokens=0),
+        choices=[Choice(finish_reason="stop")],
+    )
     text = Page(h.status_html(reply)).text
     assert "reasoning 32" in text and "cached: 0" in text
     assert "audio" not in text  # not sent, not shown
@@ -245,7 +249,11 @@ def test_logprobs_heatmap_and_table(client: Client) -> None:
     out = h.logprobs_html(reply.logprobs)
     assert_self_contained(out)
     page = Page(out)
-    spans = [s for s in page.find("span") if s["attrs"].get("title", "").endswith(")") or "alternatives" in s["attrs"].get("title", "")]
+    spans = [
+        s
+        for s in page.find("span")
+        if s["attrs"].get("title", "").endswith(")") or "alternatives" in s["attrs"].get("title", "")
+    ]
     assert "".join(s["text"] for s in spans) == reply.text
     for span, token in zip(spans, reply.logprobs):
         assert span["attrs"]["title"].startswith(f"{token.prob:.1%}")
@@ -258,7 +266,10 @@ def test_logprobs_heatmap_and_table(client: Client) -> None:
 
 
 def test_long_logprobs_stay_small() -> None:
-    tokens = [TokenLogprob(token=f" t{i}", logprob=-0.01 * (i % 300), top=[(f" t{i}", -0.01), (" x", -3.0)]) for i in range(5000)]
+    tokens = [
+        TokenLogprob(token=f" t{i}", logprob=-0.01 * (i % 300), top=[(f" t{i}", -0.01), (" x", -3.0)])
+        for i in range(5000)
+    ]
     out = h.logprobs_html(tokens)
     page = Page(out)
     table_rows = [e for e in page.elements if e["tag"] == "tr"]
@@ -271,7 +282,9 @@ def test_long_logprobs_stay_small() -> None:
 
 
 def test_audio_player_with_a_playable_wav_and_a_download(client: Client) -> None:
-    reply = client.chat(ASK, model="gpt-4o-audio-preview", modalities=["text", "audio"], audio={"voice": "alloy", "format": "pcm16"})
+    reply = client.chat(
+        ASK, model="gpt-4o-audio-preview", modalities=["text", "audio"], audio={"voice": "alloy", "format": "pcm16"}
+    )
     out = h.audio_html(reply.audio)
     assert_self_contained(out)
     page = Page(out)
@@ -311,7 +324,9 @@ def test_tool_calls_collapsed_with_arguments_result_and_duration(client: Client)
 
 
 def test_citations() -> None:
-    out = h.citations_html([{"text": "the sky is blue", "document_ids": ["doc1"], "start": 0, "end": 15}, {"url": "javascript:x"}])
+    out = h.citations_html(
+        [{"text": "the sky is blue", "document_ids": ["doc1"], "start": 0, "end": 15}, {"url": "javascript:x"}]
+    )
     text = Page(out).text
     assert "the sky is blue" in text and "doc1" in text
     assert [a["attrs"]["href"] for a in Page(out).find("a")] == []  # only http(s) URLs become links

@@ -55,7 +55,9 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
     record = Wire()
 
     class RecordingComm(BaseComm):
-        def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any) -> None:
+        def publish_msg(
+            self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any
+        ) -> None:
             record.messages.append((msg_type, len(json.dumps(data, default=str))))
 
     monkeypatch.setattr(comm, "create_comm", lambda *a, **k: RecordingComm(*a, **k))
@@ -181,7 +183,9 @@ def test_a_long_stream_resends_only_its_tail(client: Client, server: StandInServ
     assert shown_text(view) == _wrap(h.markdown_html(reply.text))
 
 
-def test_markdown_document_settles_into_blocks_that_match_the_whole(client: Client, server: StandInServer, wire: Wire) -> None:
+def test_markdown_document_settles_into_blocks_that_match_the_whole(
+    client: Client, server: StandInServer, wire: Wire
+) -> None:
     text = "\n\n".join(f"## Part {i}\n\nSome **bold** words about part {i}, " + "and more " * 30 for i in range(20))
     server.enqueue(Scenario(text=text))
     clock = Clock()
@@ -216,7 +220,9 @@ def test_status_line_while_streaming_and_at_the_end(client: Client, server: Stan
 # --------------------------------------------------------------------------- what the notebook keeps
 
 
-def test_saved_outputs_end_with_the_widget_and_its_plain_renderings(client: Client, shell: InteractiveShell, wire: Wire) -> None:
+def test_saved_outputs_end_with_the_widget_and_its_plain_renderings(
+    client: Client, shell: InteractiveShell, wire: Wire
+) -> None:
     with capture_output() as captured:
         view = LiveReplyView()
         reply = client.chat(ASK, logprobs=True, top_logprobs=2, on_delta=view.on_delta)
@@ -282,7 +288,9 @@ def test_an_interrupt_is_marked_interrupted(shell: InteractiveShell, wire: Wire)
     assert "Interrupted" in view._banner.value and reply.interrupted and reply.incomplete
 
 
-def test_a_failure_before_anything_arrived_leaves_no_output(server: StandInServer, shell: InteractiveShell, wire: Wire) -> None:
+def test_a_failure_before_anything_arrived_leaves_no_output(
+    server: StandInServer, shell: InteractiveShell, wire: Wire
+) -> None:
     bad = Client(base_url=server.base_url, api_key="wrong-key")
     with capture_output() as captured:
         view = LiveReplyView()
@@ -351,7 +359,9 @@ def test_reasoning_streams_into_a_collapsed_section(client: Client, wire: Wire) 
         if view._choices and view._choices[0].accordion is not None:
             titles.append(view._choices[0].accordion.get_title(0))
 
-    reply = client.chat(ASK, model="claude-sonnet-4", thinking={"type": "enabled", "budget_tokens": 2048}, on_delta=observe)
+    reply = client.chat(
+        ASK, model="claude-sonnet-4", thinking={"type": "enabled", "budget_tokens": 2048}, on_delta=observe
+    )
     view.finish(reply)
     assert reply.reasoning, "the stand-in thinks aloud when thinking is enabled"
     choice = view._choices[0]
@@ -371,6 +381,7 @@ def test_compare_view_renders_on_poll_from_worker_threads(
     models = ["gpt-4o", "gpt-4.1"]
     polled_on: set[str] = set()
     with capture_output() as captured:
+
         class Polled(CompareView):
             def poll(self) -> None:
                 polled_on.add(threading.current_thread().name)

@@ -62,7 +62,10 @@ def local(**server_options: Any) -> LocalModelServer:
     current = session()
     with _lock:
         if _route is None:
-            saved = {name: (config.get(name) if config.is_set(name) else None, config.source(name)) for name in _ROUTED_SETTINGS}
+            saved = {
+                name: (config.get(name) if config.is_set(name) else None, config.source(name))
+                for name in _ROUTED_SETTINGS
+            }
             _route = _Route(settings=saved)
         if _route.client is None or _route.client.base_url != server.base_url:
             if _route.client is not None:

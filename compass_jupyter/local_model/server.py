@@ -258,23 +258,35 @@ class LocalModelServer:
 
     def _command(self, path: Path) -> list[str]:
         command = [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(path),
-            "--model_alias", self.model_id,
-            "--host", self.host,
-            "--port", str(self.port),
-            "--n_threads", str(self.threads),
-            "--n_threads_batch", str(self.threads),
-            "--n_ctx", str(self.n_ctx),
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(path),
+            "--model_alias",
+            self.model_id,
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--n_threads",
+            str(self.threads),
+            "--n_threads_batch",
+            str(self.threads),
+            "--n_ctx",
+            str(self.n_ctx),
             # Two requests at once (compare mode, a second cell) must queue:
             # by default a new request cuts the running stream off mid-body.
-            "--interrupt_requests", "false",
+            "--interrupt_requests",
+            "false",
             # mmap keeps the 100 MB file in the page cache anyway; mlock only
             # adds "failed to mlock" warnings where RLIMIT_MEMLOCK is small.
-            "--use_mlock", "false",
+            "--use_mlock",
+            "false",
             # Quiet: no metadata dump at load, no timings per request. Errors
             # and tracebacks are still printed, and they are what _tail() shows.
-            "--verbose", "false",
+            "--verbose",
+            "false",
         ]
         # No --chat_format: the model's own ChatML template (from the GGUF)
         # honours `seed`, `logprobs` and `response_format`, streams every

@@ -120,7 +120,11 @@ def _compare(text: str, options: CellOptions, store: Callable[[Any], None]) -> N
     from ..views import compare_view
 
     view = compare_view(
-        options.models, fmt=options.fmt, stream=options.kwargs.get("stream", True), pick=options.pick, warn=display.warning
+        options.models,
+        fmt=options.fmt,
+        stream=options.kwargs.get("stream", True),
+        pick=options.pick,
+        warn=display.warning,
     )
     try:
         with _warnings_to(view.warning):

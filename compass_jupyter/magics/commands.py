@@ -132,12 +132,16 @@ def _config(ctx: Context, args: list[str]) -> None:
 
 def _pairs(args: list[str], command: str) -> list[tuple[str, str]]:
     if not args:
-        raise ValidationError(f"%compass {command} needs NAME=VALUE, e.g. %compass {command} model=gpt-4.1 strict=true.")
+        raise ValidationError(
+            f"%compass {command} needs NAME=VALUE, e.g. %compass {command} model=gpt-4.1 strict=true."
+        )
     pairs = []
     for arg in args:
         name, sep, value = arg.partition("=")
         if not sep or not name.strip():
-            raise ValidationError(f"%compass {command} takes NAME=VALUE pairs (got {arg!r}), e.g. %compass {command} model=gpt-4.1.")
+            raise ValidationError(
+                f"%compass {command} takes NAME=VALUE pairs (got {arg!r}), e.g. %compass {command} model=gpt-4.1."
+            )
         pairs.append((name.strip(), value))
     return pairs
 
@@ -162,7 +166,10 @@ def _set(ctx: Context, args: list[str]) -> None:
         parsed.append((name, SPECS[name].parse(name, value)))
     for name, value in parsed:
         config.set(name, value, source="%compass set")
-    display.info("Set " + ", ".join(f"{name} = {config.get(name)}" for name, _ in parsed) + ".", detail="(this kernel, until changed)")
+    display.info(
+        "Set " + ", ".join(f"{name} = {config.get(name)}" for name, _ in parsed) + ".",
+        detail="(this kernel, until changed)",
+    )
 
 
 @_command("unset", "unset NAME ...", "drop settings made in this kernel (back to the environment or default)")
@@ -241,7 +248,9 @@ def _usage(ctx: Context, args: list[str]) -> None:
 
 def _path(args: list[str], command: str) -> str:
     if len(args) != 1:
-        raise ValidationError(f"%compass {command} needs one file path, e.g. %compass {command} conversation.json (quote paths with spaces).")
+        raise ValidationError(
+            f"%compass {command} needs one file path, e.g. %compass {command} conversation.json (quote paths with spaces)."
+        )
     return args[0]
 
 

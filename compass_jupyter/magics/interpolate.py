@@ -119,7 +119,9 @@ class _NamespaceFormatter(string.Formatter):
 
     def get_value(self, key: int | str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         if isinstance(key, int):  # refused by _check_structure already; kept so no path can reach args
-            raise ValidationError(f"The cell has a numbered field {self._field}: fields name a variable. {_LITERAL_HINT}")
+            raise ValidationError(
+                f"The cell has a numbered field {self._field}: fields name a variable. {_LITERAL_HINT}"
+            )
         try:
             return kwargs[key]
         except KeyError:
@@ -144,7 +146,9 @@ class _NamespaceFormatter(string.Formatter):
         try:
             return super().convert_field(value, conversion)
         except ValueError as exc:
-            raise ValidationError(f"{exc} in the cell's field {self._field}: use !r, !s or !a. {_LITERAL_HINT}") from None
+            raise ValidationError(
+                f"{exc} in the cell's field {self._field}: use !r, !s or !a. {_LITERAL_HINT}"
+            ) from None
         except Exception as exc:  # the user's __repr__ / __str__ failed
             raise ValidationError(
                 f"The cell's field {self._field} could not be converted ({type(exc).__name__}), so nothing was sent. "
@@ -208,4 +212,6 @@ def _interpolate(text: str, namespace: Mapping[str, Any]) -> str:
     except ValidationError:
         raise
     except ValueError as exc:  # the structure check should leave none; kept so none becomes a traceback
-        raise ValidationError(f"The cell's braces could not be filled in ({exc}), so nothing was sent. {_LITERAL_HINT}") from None
+        raise ValidationError(
+            f"The cell's braces could not be filled in ({exc}), so nothing was sent. {_LITERAL_HINT}"
+        ) from None

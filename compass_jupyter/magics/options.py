@@ -22,8 +22,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .._exceptions import ValidationError
 from .. import fields
+from .._exceptions import ValidationError
 from ..jsonsafe import MAX_JSON_DEPTH, check_json
 from ..turn import not_request_fields
 
@@ -69,8 +69,12 @@ def _build_parser() -> _Parser:
         allow_abbrev=False,
     )
     p.add_argument("-h", "--help", action="store_true", help="show this help and send nothing")
-    p.add_argument("-m", "--model", metavar="M", help="model id; a comma list (-m a,b,c) compares the models side by side")
-    p.add_argument("-s", "--system", metavar="TEXT", help="the conversation's system message (replaces the previous one)")
+    p.add_argument(
+        "-m", "--model", metavar="M", help="model id; a comma list (-m a,b,c) compares the models side by side"
+    )
+    p.add_argument(
+        "-s", "--system", metavar="TEXT", help="the conversation's system message (replaces the previous one)"
+    )
     # One option per request field the fields table gives a flag, typed by the field's kind.
     for row in fields.flagged():
         names = [name for name in (row.short, row.flag) if name]
@@ -82,18 +86,40 @@ def _build_parser() -> _Parser:
         metavar="S",
         help=r"a stop sequence (repeatable, at most 4); write \n and \t for newline and tab, quoted: --stop '\n\n'",
     )
-    p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None, help="stream the reply (default: on)")
-    p.add_argument("--logprobs", type=_INT, metavar="K", help="logprobs with the top K alternatives (0..20), shown as a table")
-    p.add_argument("--json", action="store_true", help='response_format {"type": "json_object"}; the reply is shown as JSON')
-    p.add_argument("--tools", metavar="F,G", help="names of Python functions (or tool dicts) in the notebook to offer as tools")
+    p.add_argument(
+        "--stream", action=argparse.BooleanOptionalAction, default=None, help="stream the reply (default: on)"
+    )
+    p.add_argument(
+        "--logprobs", type=_INT, metavar="K", help="logprobs with the top K alternatives (0..20), shown as a table"
+    )
+    p.add_argument(
+        "--json", action="store_true", help='response_format {"type": "json_object"}; the reply is shown as JSON'
+    )
+    p.add_argument(
+        "--tools", metavar="F,G", help="names of Python functions (or tool dicts) in the notebook to offer as tools"
+    )
     p.add_argument("--tool-choice", metavar="CHOICE", help="none, auto, required, or the name of one tool to force")
-    p.add_argument("--image", action="append", metavar="PATH_OR_URL", help="attach an image (repeatable; files up to 8 MiB)")
+    p.add_argument(
+        "--image", action="append", metavar="PATH_OR_URL", help="attach an image (repeatable; files up to 8 MiB)"
+    )
     p.add_argument("--audio", metavar="PATH", help="attach a wav or mp3 file as input audio (up to 25 MiB)")
     p.add_argument("--voice", metavar="V", help="ask for a spoken reply in this voice (e.g. alloy)")
-    p.add_argument("--audio-format", metavar="F", help="format of the spoken reply (wav, mp3, flac, opus, pcm16; streaming needs pcm16)")
+    p.add_argument(
+        "--audio-format",
+        metavar="F",
+        help="format of the spoken reply (wav, mp3, flac, opus, pcm16; streaming needs pcm16)",
+    )
     p.add_argument("--name", metavar="NAME", help="messages[].name of this user turn")
-    p.add_argument("--documents", metavar="VAR", help="documents: a list (of strings or {'data': ...} dicts) in the notebook; Cohere Command R cites them")
-    p.add_argument("--schema", metavar="VAR", help="response_format json_schema from a dict in the notebook (a JSON Schema, or {'name', 'schema'}); the reply is shown parsed")
+    p.add_argument(
+        "--documents",
+        metavar="VAR",
+        help="documents: a list (of strings or {'data': ...} dicts) in the notebook; Cohere Command R cites them",
+    )
+    p.add_argument(
+        "--schema",
+        metavar="VAR",
+        help="response_format json_schema from a dict in the notebook (a JSON Schema, or {'name', 'schema'}); the reply is shown parsed",
+    )
     p.add_argument(
         "--param",
         action="append",
@@ -103,8 +129,15 @@ def _build_parser() -> _Parser:
     p.add_argument("--no-history", action="store_true", help="this turn neither reads nor writes the conversation")
     p.add_argument("--new", action="store_true", help="start a new conversation (keeping the system message) first")
     p.add_argument("-o", "--out", metavar="NAME", help="store the Reply (a list of them in compare mode) as NAME")
-    p.add_argument("--format", choices=FORMATS, metavar="FORMAT", help="markdown, text, code or json: how the reply text is shown (default markdown; json with --json)")
-    p.add_argument("--pick", metavar="K", help="compare mode: the reply kept in the history (index from 0, or the model id)")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        metavar="FORMAT",
+        help="markdown, text, code or json: how the reply text is shown (default markdown; json with --json)",
+    )
+    p.add_argument(
+        "--pick", metavar="K", help="compare mode: the reply kept in the history (index from 0, or the model id)"
+    )
     return p
 
 
@@ -155,7 +188,7 @@ def _split(line: str) -> list[str]:
     except ValueError as exc:
         raise ValidationError(
             f"%%compass cannot read its option line ({exc}): a quote is not closed. "
-            "Close it, e.g. -s \"You are terse.\" or --param stop='[\"END\"]'."
+            'Close it, e.g. -s "You are terse." or --param stop=\'["END"]\'.'
         ) from None
 
 
@@ -232,7 +265,9 @@ def _param_json(key: str, value: str) -> Any:
             "no request field needs that. Flatten the value, or pass a string."
         ) from None
     except ValueError as exc:  # e.g. an integer longer than Python's 4300-digit limit
-        raise ValidationError(f"--param {key} could not be read as JSON ({exc}), so nothing was sent. Check the value.") from None
+        raise ValidationError(
+            f"--param {key} could not be read as JSON ({exc}), so nothing was sent. Check the value."
+        ) from None
     check_json(parsed, f"--param {key}")
     return parsed
 
@@ -287,7 +322,9 @@ def _pick(raw: str | None, models: list[str]) -> int:
     try:
         index = int(raw)
     except ValueError:
-        raise ValidationError(f"--pick {raw!r} is neither a position (0 to {len(models) - 1}) nor one of {', '.join(models)}.") from None
+        raise ValidationError(
+            f"--pick {raw!r} is neither a position (0 to {len(models) - 1}) nor one of {', '.join(models)}."
+        ) from None
     if not 0 <= index < len(models):
         raise ValidationError(f"--pick must be between 0 and {len(models) - 1} for {len(models)} models (got {index}).")
     return index

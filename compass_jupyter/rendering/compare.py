@@ -40,7 +40,9 @@ def compare_note(reply: Reply) -> str:
     return ""
 
 
-def compare_html(replies: Sequence[Reply], fmt: str = "markdown", *, kept: int | None = None, warnings: Sequence[str] = ()) -> str:
+def compare_html(
+    replies: Sequence[Reply], fmt: str = "markdown", *, kept: int | None = None, warnings: Sequence[str] = ()
+) -> str:
     """A table with a column per model: name, note, the rendered reply, its status line; then ``warnings``."""
     if not replies:
         return warnings_html(warnings)
@@ -49,16 +51,22 @@ def compare_html(replies: Sequence[Reply], fmt: str = "markdown", *, kept: int |
     cell = f"padding:4px 8px;vertical-align:top;text-align:left;width:{width};border-right:1px solid #8883"
     heads, bodies, stats = [], [], []
     for i, reply in enumerate(replies):
-        badge = f' <span style="{FONT_SMALL};font-weight:400;{MUTED}">{escape(KEPT.lstrip())}</span>' if kept == i else ""
+        badge = (
+            f' <span style="{FONT_SMALL};font-weight:400;{MUTED}">{escape(KEPT.lstrip())}</span>' if kept == i else ""
+        )
         heads.append(f'<th style="{head_cell}">{escape(compare_label(reply, i))}{badge}</th>')
         note = compare_note(reply)
-        shown = f'<div class="compass-compare-note" style="color:#b35c00;margin-bottom:4px">⚠ {escape(note)}</div>' if note else ""
+        shown = (
+            f'<div class="compass-compare-note" style="color:#b35c00;margin-bottom:4px">⚠ {escape(note)}</div>'
+            if note
+            else ""
+        )
         bodies.append(f'<td style="{cell}">{shown}{reply_body_html(reply, fmt)}</td>')
         stats.append(f'<td style="{cell};border-top:1px solid #8884">{status_html(reply)}</td>')
     return (
         '<table class="compass-compare" style="border-collapse:collapse;width:100%;table-layout:fixed">'
-        f'<thead><tr>{"".join(heads)}</tr></thead>'
-        f'<tbody><tr>{"".join(bodies)}</tr><tr>{"".join(stats)}</tr></tbody></table>'
+        f"<thead><tr>{''.join(heads)}</tr></thead>"
+        f"<tbody><tr>{''.join(bodies)}</tr><tr>{''.join(stats)}</tr></tbody></table>"
     ) + warnings_html(warnings)
 
 
@@ -81,8 +89,12 @@ def compare_bundle(
         label = compare_label(reply, i) + (KEPT if kept == i else "")
         note = compare_note(reply)
         body = "\n\n".join(body_markdown(reply, fmt)) or "*(no text)*"
-        sections.append(f"### {label}\n\n" + (f"*⚠ {note}*\n\n" if note else "") + f"{body}\n\n{status_markdown(reply)}")
-        texts.append(f"== {label} ==\n" + (f"[{note}]\n" if note else "") + f"{_text(reply, fmt)}\n{reply.status_line()}")
+        sections.append(
+            f"### {label}\n\n" + (f"*⚠ {note}*\n\n" if note else "") + f"{body}\n\n{status_markdown(reply)}"
+        )
+        texts.append(
+            f"== {label} ==\n" + (f"[{note}]\n" if note else "") + f"{_text(reply, fmt)}\n{reply.status_line()}"
+        )
     return {
         "text/html": compare_html(replies, fmt, kept=kept, warnings=warnings),
         "text/markdown": "\n\n---\n\n".join(sections),

@@ -101,7 +101,11 @@ def logprobs_legend_html() -> str:
         swatches.append(
             f'<span style="display:inline-block;padding:0 6px;margin-right:4px;border-radius:3px;{bg}">{escape(label)}</span>'
         )
-    return f'<div style="{FONT_SMALL};margin:4px 0"><span style="{MUTED}">token probability:</span> ' + "".join(swatches) + "</div>"
+    return (
+        f'<div style="{FONT_SMALL};margin:4px 0"><span style="{MUTED}">token probability:</span> '
+        + "".join(swatches)
+        + "</div>"
+    )
 
 
 def logprobs_heatmap_html(tokens: Sequence[TokenLogprob], *, limit: int = 2000) -> str:

@@ -247,7 +247,12 @@ def settle_markdown(pending: str, *, hard_limit: int | None = None) -> Cut | Non
             previous_blank = not stripped.strip()
         else:
             match = _FENCE_RE.match(stripped)
-            if match and match.group(2)[0] == fence[0] and len(match.group(2)) >= fence[1] and not match.group(3).strip():
+            if (
+                match
+                and match.group(2)[0] == fence[0]
+                and len(match.group(2)) >= fence[1]
+                and not match.group(3).strip()
+            ):
                 fence = None
             previous_blank = False
         pos += len(line)

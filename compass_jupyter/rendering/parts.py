@@ -102,7 +102,9 @@ def tool_call_html(call: ToolCall, *, running: bool = False) -> str:
     pre = f"{CODE_BG};padding:6px 8px;border-radius:4px;margin:2px 0 6px;white-space:pre-wrap;{FONT_SMALL}"
     body = [f'<div style="{FONT_SMALL};{MUTED}">arguments</div><pre style="{pre}">{escape(_pretty(args))}</pre>']
     if call.error:
-        body.append(f'<div style="{FONT_SMALL};color:{ERROR_COLOR}">error</div><pre style="{pre}">{escape(call.error)}</pre>')
+        body.append(
+            f'<div style="{FONT_SMALL};color:{ERROR_COLOR}">error</div><pre style="{pre}">{escape(call.error)}</pre>'
+        )
     elif call.content is not None:
         shown = call.result if call.result is not None else call.content
         body.append(f'<div style="{FONT_SMALL};{MUTED}">result</div><pre style="{pre}">{escape(_pretty(shown))}</pre>')
@@ -120,9 +122,11 @@ def tool_calls_html(calls: Sequence[ToolCall], *, running: bool = False) -> str:
     """Each call collapsed: name, arguments, result or error, duration ('' for none)."""
     if not calls:
         return ""
-    return '<div class="compass-tool-calls" style="margin:4px 0">' + "".join(
-        tool_call_html(c, running=running) for c in calls
-    ) + "</div>"
+    return (
+        '<div class="compass-tool-calls" style="margin:4px 0">'
+        + "".join(tool_call_html(c, running=running) for c in calls)
+        + "</div>"
+    )
 
 
 # --------------------------------------------------------------------------- citations
@@ -171,7 +175,11 @@ def citations_html(citations: Sequence[dict[str, Any]] | None) -> str:
         if url and str(url).startswith(("http://", "https://")):
             bits.append(f'<a href="{escape(url)}" target="_blank" rel="noopener noreferrer">{escape(url)}</a>')
         if sources:
-            ids = [s.get("id", s) if isinstance(s, dict) else s for s in sources] if isinstance(sources, list) else [sources]
+            ids = (
+                [s.get("id", s) if isinstance(s, dict) else s for s in sources]
+                if isinstance(sources, list)
+                else [sources]
+            )
             bits.append(f'<span style="{MUTED}">from {escape(", ".join(str(i) for i in ids))}</span>')
         if "start" in c and "end" in c:
             bits.append(f'<span style="{MUTED}">chars {escape(c["start"])}–{escape(c["end"])}</span>')
@@ -198,7 +206,9 @@ def audio_markdown(reply: Reply) -> str:
         return ""
     payload = base64.b64encode(audio.wav or audio.data).decode("ascii")
     length = f" · {audio.duration:.1f} s" if audio.duration is not None else ""
-    return f'<audio controls src="data:{audio.mime};base64,{payload}"></audio>\n\n<sub>audio: {audio.format}{length}</sub>'
+    return (
+        f'<audio controls src="data:{audio.mime};base64,{payload}"></audio>\n\n<sub>audio: {audio.format}{length}</sub>'
+    )
 
 
 def audio_text(audio: Audio | None) -> str:

@@ -83,10 +83,16 @@ def body_markdown(reply: Reply, fmt: str = "markdown", tool_calls: Sequence[Tool
         parts.append(tools)
     if len(reply.choices) > 1:
         for choice in reply.choices:
-            parts.append(f"**Choice {choice.index + 1}** · finish: {choice.finish_reason or '-'}\n\n{format_body(choice.text, fmt)}")
+            parts.append(
+                f"**Choice {choice.index + 1}** · finish: {choice.finish_reason or '-'}\n\n{format_body(choice.text, fmt)}"
+            )
         return parts
     body = text_of(reply)
-    parts += [reasoning_markdown(reply.reasoning), format_body(body, fmt) if body else "", citations_markdown(reply.citations)]
+    parts += [
+        reasoning_markdown(reply.reasoning),
+        format_body(body, fmt) if body else "",
+        citations_markdown(reply.citations),
+    ]
     return [p for p in parts if p]
 
 
@@ -117,7 +123,9 @@ def reply_text(reply: Reply, *, tool_calls: Sequence[ToolCall] | None = None) ->
     return "\n".join(parts)
 
 
-def reply_bundle(reply: Reply, fmt: str = "markdown", *, tool_calls: Sequence[ToolCall] | None = None) -> dict[str, Any]:
+def reply_bundle(
+    reply: Reply, fmt: str = "markdown", *, tool_calls: Sequence[ToolCall] | None = None
+) -> dict[str, Any]:
     """The reply as markdown and text (``Reply._repr_mimebundle_``, the plain view's final output)."""
     return {
         "text/markdown": reply_markdown(reply, fmt, tool_calls=tool_calls),

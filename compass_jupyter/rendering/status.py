@@ -178,7 +178,5 @@ def status_html(
             items.append(f'<span class="compass-latency">{escape(" · ".join(live))}</span>')
     sep = f'<span style="{MUTED};padding:0 .35em">·</span>'
     return (
-        f'<div class="compass-status" style="{FONT_SMALL};line-height:1.6;margin-top:4px">'
-        + sep.join(items)
-        + "</div>"
+        f'<div class="compass-status" style="{FONT_SMALL};line-height:1.6;margin-top:4px">' + sep.join(items) + "</div>"
     )

@@ -32,7 +32,9 @@ def _cells(rows: Iterable[Sequence[Any]]) -> list[list[str]]:
     return [["" if v is None else str(v) for v in row] for row in rows]
 
 
-def table_html(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None, note: str | None = None) -> str:
+def table_html(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None, note: str | None = None
+) -> str:
     head = "".join(f"<th style='text-align:left'>{escape(c)}</th>" for c in columns)
     body = "".join(
         "<tr>" + "".join(f"<td style='text-align:left'>{escape(v)}</td>" for v in row) + "</tr>" for row in _cells(rows)
@@ -42,7 +44,9 @@ def table_html(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: 
     return f"{title_html}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note_html}"
 
 
-def table_markdown(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None, note: str | None = None) -> str:
+def table_markdown(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None, note: str | None = None
+) -> str:
     md = [f"**{title}**", ""] if title else []
     md.append("| " + " | ".join(markdown_cell(c) for c in columns) + " |")
     md.append("|" + "|".join("---" for _ in columns) + "|")
@@ -52,7 +56,9 @@ def table_markdown(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, tit
     return "\n".join(md)
 
 
-def table_text(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None, note: str | None = None) -> str:
+def table_text(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None, note: str | None = None
+) -> str:
     """Columns padded to their widest value, a dashed rule under the names."""
     shown = _cells(rows)
     widths = [max([len(c)] + [len(row[i]) for row in shown]) for i, c in enumerate(columns)]
@@ -65,7 +71,9 @@ def table_text(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: 
     return "\n".join(plain)
 
 
-def table_bundle(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None, note: str | None = None) -> dict[str, Any]:
+def table_bundle(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None, note: str | None = None
+) -> dict[str, Any]:
     """A table as HTML, markdown and aligned plain text."""
     rows = list(rows)
     return {

@@ -34,7 +34,10 @@ def _content(message: Mapping[str, Any]) -> tuple[str, list[str]]:
 
 def _calls(message: Mapping[str, Any]) -> list[tuple[Any, Any]]:
     """(name, arguments) of each tool call an assistant message asked for."""
-    return [((c.get("function") or {}).get("name"), (c.get("function") or {}).get("arguments", "")) for c in message.get("tool_calls") or []]
+    return [
+        ((c.get("function") or {}).get("name"), (c.get("function") or {}).get("arguments", ""))
+        for c in message.get("tool_calls") or []
+    ]
 
 
 def transcript_bundle(system: str | None, messages: Sequence[Mapping[str, Any]], plain: str) -> dict[str, Any]:

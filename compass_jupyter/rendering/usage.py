@@ -51,7 +51,17 @@ def _tokens(u: Usage | None, unreported: str) -> list[str]:
     """prompt, completion, total, reasoning, cached, audio: ``unreported`` for the counts without usage."""
     if u is None:
         return [unreported] * 3 + [""] * 3
-    return [_count(v) for v in (u.prompt_tokens, u.completion_tokens, u.total_tokens, u.reasoning_tokens, u.cached_tokens, u.audio_tokens)]
+    return [
+        _count(v)
+        for v in (
+            u.prompt_tokens,
+            u.completion_tokens,
+            u.total_tokens,
+            u.reasoning_tokens,
+            u.cached_tokens,
+            u.audio_tokens,
+        )
+    ]
 
 
 def usage_rows(turns: Sequence[Turn], total: Usage | None) -> list[list[str]]:
@@ -91,7 +101,9 @@ def usage_html(turns: Sequence[Turn], total: Usage | None = None) -> str:
         return f'<div class="compass-usage" style="{MUTED}">{escape(EMPTY)}</div>'
     cell = "padding:2px 8px;border-bottom:1px solid #8882;white-space:nowrap;text-align:"
     align = {c: "left" if c in _LEFT else "right" for c in USAGE_COLUMNS}
-    head = "".join(f'<th style="{cell}{align[c]};border-bottom:2px solid #8886">{escape(c)}</th>' for c in USAGE_COLUMNS)
+    head = "".join(
+        f'<th style="{cell}{align[c]};border-bottom:2px solid #8886">{escape(c)}</th>' for c in USAGE_COLUMNS
+    )
     scale = max((t.usage.total_tokens or 0) if t.usage else 0 for t in turns)
     rows = []
     for row, turn in zip(usage_rows(turns, total), [*turns, None]):
@@ -101,7 +113,9 @@ def usage_html(turns: Sequence[Turn], total: Usage | None = None) -> str:
             shown["total"] += _bar(turn.usage, scale)
         if turn is not None and (turn.interrupted or turn.incomplete):
             shown["finish"] = f'<span style="color:{_PARTIAL_COLOR}">{shown["finish"]}</span>'
-        rows.append("<tr>" + "".join(f'<td style="{cell}{align[c]}{extra}">{shown[c]}</td>' for c in USAGE_COLUMNS) + "</tr>")
+        rows.append(
+            "<tr>" + "".join(f'<td style="{cell}{align[c]}{extra}">{shown[c]}</td>' for c in USAGE_COLUMNS) + "</tr>"
+        )
     note = _note(turns)
     small = f"{FONT_SMALL};{MUTED}"
     return (

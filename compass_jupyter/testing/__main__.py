@@ -40,9 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help='the api-key to require (default: a random one, printed); "" accepts any request',
     )
-    parser.add_argument(
-        "--delay", type=float, default=0.0, help="seconds between streamed chunks (default: 0)"
-    )
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds between streamed chunks (default: 0)")
     parser.add_argument(
         "--models",
         default=None,

@@ -77,9 +77,7 @@ def validate(body: Any) -> None:
     ``pcm16``), ``documents`` and ``thinking``. The model is checked by the server.
     """
     if not isinstance(body, dict):
-        raise RequestProblem(
-            "The request body must be a JSON object with 'model' and 'messages'.", param=None
-        )
+        raise RequestProblem("The request body must be a JSON object with 'model' and 'messages'.", param=None)
     _check_messages(body.get("messages"))
     for name, check in _FIELD_RULES:
         # Real servers treat an explicit null like an absent optional field.
@@ -128,8 +126,7 @@ def _check_messages(messages: Any) -> None:
             call_id = message.get("tool_call_id")
             if not isinstance(call_id, str):
                 raise RequestProblem(
-                    f"Missing parameter '{where}.tool_call_id': a tool message must name the "
-                    "tool call it answers.",
+                    f"Missing parameter '{where}.tool_call_id': a tool message must name the tool call it answers.",
                     param=f"{where}.tool_call_id",
                     code="missing_required_parameter",
                 )
@@ -156,8 +153,7 @@ def _check_messages(messages: Any) -> None:
 def _unanswered(pending: dict[str, None]) -> RequestProblem:
     return RequestProblem(
         "An assistant message with 'tool_calls' must be followed by tool messages responding "
-        "to each 'tool_call_id'. The following tool_call_ids did not have response messages: "
-        + ", ".join(pending),
+        "to each 'tool_call_id'. The following tool_call_ids did not have response messages: " + ", ".join(pending),
         param="messages",
         code=None,
     )
@@ -180,8 +176,7 @@ def _check_assistant_calls(where: str, calls: Any) -> list[str]:
             raise _invalid(
                 here,
                 call,
-                'a tool call {"id": ..., "type": "function", "function": {"name": ..., '
-                '"arguments": "<JSON text>"}}',
+                'a tool call {"id": ..., "type": "function", "function": {"name": ..., "arguments": "<JSON text>"}}',
             )
         ids.append(call["id"])
     return ids
@@ -310,8 +305,7 @@ def _flag(name: str, value: Any, body: dict[str, Any]) -> None:
 def _check_top_logprobs_needs_logprobs(name: str, value: Any, body: dict[str, Any]) -> None:
     if body.get("logprobs") is not True:
         raise RequestProblem(
-            "Invalid value for 'top_logprobs': 'logprobs' must be set to true when "
-            "'top_logprobs' is used.",
+            "Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is used.",
             param="top_logprobs",
             code="invalid_value",
         )
@@ -362,9 +356,7 @@ def _check_tools(name: str, tools: Any, body: dict[str, Any]) -> None:
                 "a name of 1 to 64 characters from a-z, A-Z, 0-9, '_' and '-'",
             )
         if function.get("parameters") is not None and not isinstance(function["parameters"], dict):
-            raise _invalid(
-                f"tools[{i}].function.parameters", function["parameters"], "a JSON schema object"
-            )
+            raise _invalid(f"tools[{i}].function.parameters", function["parameters"], "a JSON schema object")
 
 
 def _check_tool_choice(name: str, choice: Any, body: dict[str, Any]) -> None:
@@ -387,8 +379,7 @@ def _check_tool_choice(name: str, choice: Any, body: dict[str, Any]) -> None:
         )
     if chosen not in [t["function"]["name"] for t in body["tools"]]:
         raise RequestProblem(
-            f"Invalid value for 'tool_choice': no function named {chosen!r} was specified in the "
-            "'tools' parameter.",
+            f"Invalid value for 'tool_choice': no function named {chosen!r} was specified in the 'tools' parameter.",
             param="tool_choice",
             code="invalid_value",
         )
@@ -405,8 +396,7 @@ def _check_response_format(name: str, fmt: Any, body: dict[str, Any]) -> None:
         spec = fmt.get("json_schema")
         if not isinstance(spec, dict) or not isinstance(spec.get("schema", {}), dict):
             raise RequestProblem(
-                "Missing required parameter: 'response_format.json_schema' (an object with "
-                "'name' and 'schema').",
+                "Missing required parameter: 'response_format.json_schema' (an object with 'name' and 'schema').",
                 param="response_format.json_schema",
                 code="missing_required_parameter",
             )
@@ -466,9 +456,7 @@ def _check_documents(name: str, documents: Any, body: dict[str, Any]) -> None:
 
 def _check_thinking(name: str, thinking: Any, body: dict[str, Any]) -> None:
     if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled"):
-        raise _invalid(
-            "thinking", thinking, '{"type": "enabled", "budget_tokens": 2048} or {"type": "disabled"}'
-        )
+        raise _invalid("thinking", thinking, '{"type": "enabled", "budget_tokens": 2048} or {"type": "disabled"}')
     budget = thinking.get("budget_tokens")
     if thinking["type"] == "enabled" and budget is not None:
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1024:

@@ -58,8 +58,7 @@ __all__ = ["CREATED", "ChoiceReply", "Completion", "ToolCall", "build"]
 #: The fixed ``created`` timestamp of every response (the one in the API guide).
 CREATED = 1741094330
 _ALTERNATIVES = (
-    "the a an and to of it is that in this you for on with as be at by we or so "
-    "but not are was can will one all"
+    "the a an and to of it is that in this you for on with as be at by we or so but not are was can will one all"
 ).split()
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5", "gpt-oss")
 _EFFORT_FACTOR = {"none": 0.25, "minimal": 0.25, "low": 1, "medium": 2, "high": 4}
@@ -128,10 +127,7 @@ def build(body: dict[str, Any], model: str, scenario: Scenario | None = None) ->
     user = last_user(messages)
     user_text = text_of(user.get("content")) if user else ""
     media, image_count, prompt_audio = media_summary(user)
-    choices = [
-        _build_choice(body, model, scenario, key, i, user_text, media)
-        for i in range(body.get("n") or 1)
-    ]
+    choices = [_build_choice(body, model, scenario, key, i, user_text, media) for i in range(body.get("n") or 1)]
     prompt = _prompt_tokens(body) + 85 * image_count + prompt_audio
     completion = sum(c.completion_tokens for c in choices)
     usage = {
@@ -258,9 +254,7 @@ def _auto_tool_calls(body: dict[str, Any], key: str, index: int, user_text: str)
         ToolCall(
             id="call_" + ident(key, "call", index, k),
             name=function["name"],
-            arguments=dumps(
-                value_for_schema(function.get("parameters") or {"type": "object"}, hints, suffix=suffix)
-            ),
+            arguments=dumps(value_for_schema(function.get("parameters") or {"type": "object"}, hints, suffix=suffix)),
         )
         for k, function in enumerate(chosen)
     ]
@@ -310,11 +304,7 @@ def _token_logprob(key: str, index: int, position: int, token: str, top: int) ->
     alternatives = [{"token": token, "logprob": chosen, "bytes": entry["bytes"]}] if top else []
     prefix = token[: len(token) - len(token.lstrip())]
     start = seed % len(_ALTERNATIVES)
-    words = [
-        prefix + w
-        for w in _ALTERNATIVES[start:] + _ALTERNATIVES[:start]
-        if prefix + w != token
-    ]
+    words = [prefix + w for w in _ALTERNATIVES[start:] + _ALTERNATIVES[:start] if prefix + w != token]
     values = sorted(
         (
             round(chosen - (3 + chosen) * (0.05 + 0.95 * (hash_int(seed, j) % 10000) / 10000), 4)

@@ -95,9 +95,7 @@ def key_matches(headers: Message | Mapping[str, str], key: str) -> bool:
     return secrets.compare_digest(sent.encode("utf-8"), key.encode("utf-8"))
 
 
-def control_refusal(
-    method: str, headers: Message, *, key: str, own_origin: str
-) -> tuple[int, dict[str, Any]] | None:
+def control_refusal(method: str, headers: Message, *, key: str, own_origin: str) -> tuple[int, dict[str, Any]] | None:
     """Why a control-route request is refused, as ``(status, JSON error)``, or None to serve it.
 
     Checked in this order, so that a browser is told it is a browser before

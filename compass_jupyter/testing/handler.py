@@ -53,8 +53,7 @@ _ROUTES_HINT = (
     "POST /openai/deployments/{deployment}/chat/completions?api-version=..."
 )
 _AUTH_MESSAGE = (
-    "Access denied due to invalid subscription key. Make sure to provide a valid key for an "
-    "active subscription."
+    "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription."
 )
 _NOT_FOUND_MESSAGE = (
     "The API deployment for this resource does not exist. If you created the deployment "
@@ -214,8 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         if path == "/_standin" or path.startswith("/_standin/"):
             # Before the route is looked up: nothing under /_standin answers a browser or a stranger.
-            refusal = control_refusal(self.command, self.headers, key=self.standin.key,
-                                      own_origin=self.standin.base_url)
+            refusal = control_refusal(
+                self.command, self.headers, key=self.standin.key, own_origin=self.standin.base_url
+            )
             if refusal:
                 self._send_json(*refusal)
             else:
@@ -226,11 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.standin._record(RecordedRequest(self.command, path, query, headers, body, raw))
         if path == "/v1/chat/completions":
             deployment = None
-        elif (
-            path.startswith("/openai/deployments/")
-            and path.endswith("/chat/completions")
-            and path.count("/") == 5
-        ):
+        elif path.startswith("/openai/deployments/") and path.endswith("/chat/completions") and path.count("/") == 5:
             deployment = unquote(path.split("/")[3])
         else:
             self._send_json(
@@ -297,8 +293,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _control(self, path: str, raw: bytes) -> None:
         standin = self.standin
         if path not in _CONTROL_ROUTES:
-            self._send_json(404, error_body(f"No admin route {path}. Admin routes: " + ", ".join(
-                f"{m} {p}" for p, m in _CONTROL_ROUTES.items())))
+            self._send_json(
+                404,
+                error_body(
+                    f"No admin route {path}. Admin routes: " + ", ".join(f"{m} {p}" for p, m in _CONTROL_ROUTES.items())
+                ),
+            )
             return
         method = _CONTROL_ROUTES[path]
         if self.command != method:
@@ -317,10 +317,13 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 standin.enqueue(*[Scenario.from_dict(item) for item in items])
             except (ValueError, TypeError) as exc:
-                self._send_json(400, error_body(
-                    f"Bad scenario: {exc} Send a JSON object (or a list of objects) of scenario "
-                    'fields, e.g. {"status": 429, "retry_after": 1}.'
-                ))
+                self._send_json(
+                    400,
+                    error_body(
+                        f"Bad scenario: {exc} Send a JSON object (or a list of objects) of scenario "
+                        'fields, e.g. {"status": 429, "retry_after": 1}.'
+                    ),
+                )
                 return
             self._send_json(200, {"queued": standin.queued})
 
@@ -339,34 +342,46 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(scenario.status, error, _retry_headers(scenario))
             return
         if deployment is not None and not query.get("api-version"):
-            self._send_json(400, error_body(
-                "Missing required query parameter 'api-version'. Add ?api-version=2024-11-01-preview "
-                "(or another supported version) to the URL.",
-                param="api-version", code="missing_required_parameter",
-            ))
+            self._send_json(
+                400,
+                error_body(
+                    "Missing required query parameter 'api-version'. Add ?api-version=2024-11-01-preview "
+                    "(or another supported version) to the URL.",
+                    param="api-version",
+                    code="missing_required_parameter",
+                ),
+            )
             return
         if body is None:
-            self._send_json(400, error_body(
-                "We could not parse the JSON body of your request. Send a JSON object such as "
-                '{"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]} with '
-                "Content-Type: application/json.",
-            ))
+            self._send_json(
+                400,
+                error_body(
+                    "We could not parse the JSON body of your request. Send a JSON object such as "
+                    '{"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]} with '
+                    "Content-Type: application/json.",
+                ),
+            )
             return
         if not isinstance(body, dict):
             self._send_json(400, error_body("The request body must be a JSON object.", param=None))
             return
         model = deployment if deployment is not None else body.get("model")
         if not isinstance(model, str) or not model:
-            self._send_json(400, error_body(
-                "you must provide a model parameter", param="model", code="missing_required_parameter"
-            ))
+            self._send_json(
+                400, error_body("you must provide a model parameter", param="model", code="missing_required_parameter")
+            )
             return
         if model not in standin.models:
-            self._send_json(404, {"error": {
-                "code": "DeploymentNotFound",
-                "message": f"{_NOT_FOUND_MESSAGE} (The stand-in server does not know the model "
-                f"{model!r}; it knows: {', '.join(sorted(standin.models))}.)",
-            }})
+            self._send_json(
+                404,
+                {
+                    "error": {
+                        "code": "DeploymentNotFound",
+                        "message": f"{_NOT_FOUND_MESSAGE} (The stand-in server does not know the model "
+                        f"{model!r}; it knows: {', '.join(sorted(standin.models))}.)",
+                    }
+                },
+            )
             return
         try:
             validate(body)
@@ -400,8 +415,11 @@ def _scripted_error(scenario: Scenario, status: int) -> dict[str, Any]:
     """The JSON error a scenario scripts for ``status``: its own fields, else the defaults."""
     error_type, code, message = _SCRIPTED_ERRORS.get(
         status,
-        ("server_error" if status >= 500 else "invalid_request_error", str(status),
-         f"Error {status} (stand-in scenario)."),
+        (
+            "server_error" if status >= 500 else "invalid_request_error",
+            str(status),
+            f"Error {status} (stand-in scenario).",
+        ),
     )
     return error_body(
         scenario.error_message or message,

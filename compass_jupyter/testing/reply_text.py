@@ -191,4 +191,3 @@ def apply_stop(text: str, stop: Any) -> tuple[str, bool]:
     if not cuts:
         return text, False
     return text[: min(cuts)], True
-

@@ -137,20 +137,13 @@ class Scenario:
         names = field_names()
         unknown = sorted(set(data) - set(names))
         if unknown:
-            raise ValueError(
-                f"Unknown scenario field(s): {', '.join(unknown)}. "
-                f"Valid fields are: {', '.join(names)}."
-            )
+            raise ValueError(f"Unknown scenario field(s): {', '.join(unknown)}. Valid fields are: {', '.join(names)}.")
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields that differ from the defaults, as JSON-ready data."""
         defaults = Scenario()
-        return {
-            name: getattr(self, name)
-            for name in field_names()
-            if getattr(self, name) != getattr(defaults, name)
-        }
+        return {name: getattr(self, name) for name in field_names() if getattr(self, name) != getattr(defaults, name)}
 
 
 def field_names() -> list[str]:
@@ -175,8 +168,7 @@ def _check_tool_call(index: int, call: Any) -> dict[str, Any]:
     arguments = call.get("arguments", {})
     if not isinstance(arguments, (dict, str)):
         raise ValueError(
-            f"Scenario.tool_calls[{index}].arguments must be an object or a string, "
-            f"got {type(arguments).__name__}."
+            f"Scenario.tool_calls[{index}].arguments must be an object or a string, got {type(arguments).__name__}."
         )
     if "id" in call and not isinstance(call["id"], str):
         raise ValueError(f"Scenario.tool_calls[{index}].id must be a string.")

@@ -84,8 +84,7 @@ def value_for_schema(schema: Any, hints: list[str] | None = None, *, suffix: str
             return {
                 name: walk(sub, depth + 1)
                 for name, sub in (node.get("properties") or {}).items()
-                if name in required
-                or (isinstance(sub, dict) and ("enum" in sub or "const" in sub or "default" in sub))
+                if name in required or (isinstance(sub, dict) and ("enum" in sub or "const" in sub or "default" in sub))
             }
         if kind == "array":
             item = walk(node.get("items", {}), depth + 1)
@@ -139,4 +138,3 @@ def _string_for(schema: dict[str, Any], hints: list[str], state: list[int], suff
     if isinstance(min_length, int) and len(value) < min_length:
         value = value.ljust(min_length, "x")
     return value
-

@@ -75,8 +75,9 @@ class StandInServer:
         self._httpd: StandInHTTPServer | None = None
         self._thread: threading.Thread | None = None
         if not is_loopback_host(host):  # allowed (a container may need it), never silently
-            warnings.warn(exposure_message(host, port or "a free port", keyed=bool(self._key)),
-                          ExposedServerWarning, stacklevel=2)  # 2: the warning names the caller's line
+            warnings.warn(
+                exposure_message(host, port or "a free port", keyed=bool(self._key)), ExposedServerWarning, stacklevel=2
+            )  # 2: the warning names the caller's line
 
     # -- life cycle
 

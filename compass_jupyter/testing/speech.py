@@ -78,4 +78,3 @@ class AudioReply:
         """Base64 of a WAV file (format ``wav``) or of the raw samples (``pcm16``)."""
         raw = wav_bytes(self.pcm) if self.format == "wav" else self.pcm
         return base64.b64encode(raw).decode("ascii")
-

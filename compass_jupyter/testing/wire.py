@@ -45,9 +45,7 @@ def completion_json(c: Completion) -> dict[str, Any]:
             {
                 "index": choice.index,
                 "message": message,
-                "logprobs": (
-                    None if choice.logprobs is None else {"content": choice.logprobs, "refusal": None}
-                ),
+                "logprobs": (None if choice.logprobs is None else {"content": choice.logprobs, "refusal": None}),
                 "finish_reason": choice.finish_reason,
             }
         )
@@ -99,9 +97,7 @@ def stream_events(c: Completion) -> list[StreamEvent]:
         data.update(extra)
         return data
 
-    def delta(
-        index: int, body: dict[str, Any], logprobs: Any = None, finish: str | None = None
-    ) -> dict[str, Any]:
+    def delta(index: int, body: dict[str, Any], logprobs: Any = None, finish: str | None = None) -> dict[str, Any]:
         return {"index": index, "delta": body, "logprobs": logprobs, "finish_reason": finish}
 
     prelude = {

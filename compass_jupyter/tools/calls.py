@@ -35,6 +35,7 @@ from .schema import (
 
 __all__ = ["ToolRun", "run_tool", "run_tool_calls"]
 
+
 @dataclasses.dataclass
 class ToolRun:
     """The outcome of one tool call."""
@@ -83,9 +84,7 @@ def run_tool(
             result = _wait_for(result)
     except Exception as exc:  # the tool's own failure is news for the model, not a crash
         return failed(f"{type(exc).__name__}: {exc}")
-    return ToolRun(
-        result=result, content=_content(result), error=None, duration=time.perf_counter() - start
-    )
+    return ToolRun(result=result, content=_content(result), error=None, duration=time.perf_counter() - start)
 
 
 def run_tool_calls(
@@ -104,9 +103,7 @@ class _BadCall(Exception):
     """Arguments the model must fix; the message is written for the model."""
 
 
-def _call_arguments(
-    func: Callable[..., Any], name: str, arguments: Mapping[str, Any] | str | None
-) -> dict[str, Any]:
+def _call_arguments(func: Callable[..., Any], name: str, arguments: Mapping[str, Any] | str | None) -> dict[str, Any]:
     if arguments is None:
         args: Any = {}
     elif isinstance(arguments, (str, bytes)):
@@ -142,11 +139,7 @@ def _call_arguments(
         for p in params.values()
         if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     }
-    missing = [
-        p.name
-        for p in named.values()
-        if p.default is inspect.Parameter.empty and p.name not in args
-    ]
+    missing = [p.name for p in named.values() if p.default is inspect.Parameter.empty and p.name not in args]
     unexpected = [] if accepts_extra else [k for k in args if k not in named]
     if missing or unexpected:
         problems = []
@@ -154,9 +147,7 @@ def _call_arguments(
             problems.append("missing required " + ", ".join(repr(m) for m in missing))
         if unexpected:
             problems.append("unexpected " + ", ".join(repr(u) for u in unexpected))
-        takes = ", ".join(
-            p if named[p].default is inspect.Parameter.empty else f"{p} (optional)" for p in named
-        )
+        takes = ", ".join(p if named[p].default is inspect.Parameter.empty else f"{p} (optional)" for p in named)
         raise _BadCall(
             f"Wrong arguments for {name!r}: {'; '.join(problems)}. "
             f"It takes: {takes or 'no arguments'}. Call it again with exactly these names."
@@ -212,9 +203,7 @@ def _convert(value: Any, tp: Any) -> Any:
             return tp(value)
         except ValueError:
             allowed = ", ".join(json.dumps(m.value) for m in tp)
-            raise _BadCall(
-                f"{json.dumps(value, default=repr)} is not one of the allowed values: {allowed}."
-            ) from None
+            raise _BadCall(f"{json.dumps(value, default=repr)} is not one of the allowed values: {allowed}.") from None
     if isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
         try:
             hints = class_hints(tp)
@@ -268,5 +257,3 @@ def _content(result: Any) -> str:
         return json.dumps(result, ensure_ascii=False, allow_nan=False, default=to_json)
     except (TypeError, ValueError):
         return repr(result)
-
-

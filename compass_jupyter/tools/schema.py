@@ -355,11 +355,7 @@ def _typeddict_schema(cls: type, seen: tuple[type, ...]) -> dict[str, Any]:
 def _dataclass_schema(cls: type, seen: tuple[type, ...]) -> dict[str, Any]:
     hints = class_hints(cls)
     fields = [f for f in dataclasses.fields(cls) if f.init]
-    required = [
-        f.name
-        for f in fields
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    ]
+    required = [f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     schema = _object_schema(cls, {f.name: hints.get(f.name, Any) for f in fields}, required, seen)
     for f in fields:
         if f.default is not dataclasses.MISSING:
@@ -446,7 +442,6 @@ def to_json(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-
 def resolve_tools(
     items: Iterable[Callable[..., Any] | Mapping[str, Any]],
 ) -> tuple[list[dict[str, Any]], dict[str, Callable[..., Any]]]:
@@ -519,4 +514,3 @@ def _checked_tool_dict(item: Mapping[str, Any]) -> dict[str, Any]:
 def short_repr(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-

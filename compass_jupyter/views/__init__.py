@@ -60,7 +60,9 @@ def live_view(*, fmt: str = "markdown", stream: bool = True, **options: Any) -> 
     return PlainLiveView(fmt=fmt, live=stream, **options)
 
 
-def compare_view(models: list[str], *, fmt: str = "markdown", stream: bool = True, pick: int = 0, **options: Any) -> CompareView:
+def compare_view(
+    models: list[str], *, fmt: str = "markdown", stream: bool = True, pick: int = 0, **options: Any
+) -> CompareView:
     """The view for several models answering the same turn side by side."""
     if use_widgets():
         from .widget import CompareView as WidgetCompareView

@@ -85,7 +85,9 @@ class TextPanel:
             if cut is None:
                 break
             # A settled block is sent once: it gets its final (highlighted) rendering now.
-            html_settled = markdown_html(cut.settled) if self.fmt == "markdown" else live_body_html(cut.settled, self.fmt)
+            html_settled = (
+                markdown_html(cut.settled) if self.fmt == "markdown" else live_body_html(cut.settled, self.fmt)
+            )
             shown = html_settled
             if cut.joined:
                 # The block goes on in the next widget: no paragraph gap at the seam.

@@ -36,8 +36,7 @@ def jupyter_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def jupyter(tmp_path_factory: pytest.TempPathFactory,
-            jupyter_env: dict[str, str]) -> Iterator[JupyterServer]:
+def jupyter(tmp_path_factory: pytest.TempPathFactory, jupyter_env: dict[str, str]) -> Iterator[JupyterServer]:
     """One ``jupyter lab`` for the session, serving JupyterLab and Notebook 7."""
     server = JupyterServer(tmp_path_factory.mktemp("jupyter"), env=jupyter_env).start()
     try:
@@ -90,8 +89,7 @@ def _shutdown_kernels(request: pytest.FixtureRequest) -> None:
     try:
         server.shutdown_kernels()
     except OSError as exc:
-        warnings.warn(f"could not shut the kernels down (see {server.log_path}): {exc}",
-                      stacklevel=1)
+        warnings.warn(f"could not shut the kernels down (see {server.log_path}): {exc}", stacklevel=1)
 
 
 def _save_artifacts(page: Page, name: str, console: list[str]) -> None:

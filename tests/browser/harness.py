@@ -147,8 +147,7 @@ class JupyterServer:
     are still found through ``sys.prefix/share/jupyter``.
     """
 
-    def __init__(self, base_dir: Path, *, env: Mapping[str, str] | None = None,
-                 log_path: Path = SERVER_LOG) -> None:
+    def __init__(self, base_dir: Path, *, env: Mapping[str, str] | None = None, log_path: Path = SERVER_LOG) -> None:
         self.base_dir = Path(base_dir)
         self.root_dir = self.base_dir / "root"
         self.log_path = Path(log_path)
@@ -178,8 +177,12 @@ class JupyterServer:
             with self.log_path.open("ab") as log:
                 log.write(f"\n=== jupyter lab on port {self.port} (attempt {attempt + 1})\n".encode())
                 self._process = subprocess.Popen(
-                    self._command(), cwd=self.root_dir, env=env,
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    self._command(),
+                    cwd=self.root_dir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
                 )
             if self._wait_ready(timeout):
                 return self
@@ -195,10 +198,17 @@ class JupyterServer:
 
     def _command(self) -> list[str]:
         return [
-            sys.executable, "-m", "jupyter", "lab",
-            "--ip=127.0.0.1", f"--port={self.port}", "--ServerApp.port_retries=0",
-            "--no-browser", "--allow-root",
-            "--IdentityProvider.token=", "--ServerApp.password=",
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--ip=127.0.0.1",
+            f"--port={self.port}",
+            "--ServerApp.port_retries=0",
+            "--no-browser",
+            "--allow-root",
+            "--IdentityProvider.token=",
+            "--ServerApp.password=",
             # Loopback-only test server without a token: the REST helpers below
             # send DELETEs without an XSRF cookie.
             "--ServerApp.disable_check_xsrf=True",
@@ -248,8 +258,9 @@ class JupyterServer:
     def api(self, method: str, path: str, body: object = None) -> object:
         """Call the server's REST API (``path`` such as ``/api/sessions``); JSON in and out."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=30) as resp:
             raw = resp.read()
         return json.loads(raw) if raw else None
@@ -270,8 +281,9 @@ class JupyterServer:
 
     # -- files -------------------------------------------------------------
 
-    def put_notebook(self, name: str, cells: Sequence[CellSpec], *,
-                     metadata: Mapping[str, object] | None = None) -> Path:
+    def put_notebook(
+        self, name: str, cells: Sequence[CellSpec], *, metadata: Mapping[str, object] | None = None
+    ) -> Path:
         """Write ``root_dir/name`` from code-cell sources or ``(cell_type, source)`` pairs.
 
         ``cell_type`` is ``"code"``, ``"markdown"`` or ``"raw"``. The notebook
@@ -309,8 +321,11 @@ class JupyterServer:
 
 def _new_cell(spec: CellSpec) -> nbformat.NotebookNode:
     cell_type, source = ("code", spec) if isinstance(spec, str) else spec
-    makers = {"code": nbformat.v4.new_code_cell, "markdown": nbformat.v4.new_markdown_cell,
-              "raw": nbformat.v4.new_raw_cell}
+    makers = {
+        "code": nbformat.v4.new_code_cell,
+        "markdown": nbformat.v4.new_markdown_cell,
+        "raw": nbformat.v4.new_raw_cell,
+    }
     if cell_type not in makers:
         raise ValueError(f"cell type must be one of {sorted(makers)}, not {cell_type!r}")
     return makers[cell_type](source)
@@ -324,14 +339,16 @@ def _free_port() -> int:
 
 def _server_env(dirs: Mapping[str, Path], extra: Mapping[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPASS_")}
-    env.update({
-        "JUPYTER_CONFIG_DIR": str(dirs["config"]),
-        "JUPYTER_DATA_DIR": str(dirs["data"]),
-        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
-        "IPYTHONDIR": str(dirs["ipython"]),
-        "JUPYTER_PLATFORM_DIRS": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "JUPYTER_CONFIG_DIR": str(dirs["config"]),
+            "JUPYTER_DATA_DIR": str(dirs["data"]),
+            "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
+            "IPYTHONDIR": str(dirs["ipython"]),
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra)
     return env
 
@@ -340,8 +357,7 @@ def _write_lab_settings(config_dir: Path) -> None:
     settings = config_dir / "lab" / "user-settings" / "@jupyterlab"
     files = {
         # Else a news popup covers the page.
-        "apputils-extension/notification.jupyterlab-settings":
-            {"fetchNews": "false", "checkForUpdates": False},
+        "apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
         # Every cell stays in the DOM, so long notebooks count and query right.
         "notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
     }
@@ -354,8 +370,7 @@ def _write_lab_settings(config_dir: Path) -> None:
 # -- page helpers ------------------------------------------------------------
 
 
-def open_notebook(page: Page, jupyter: JupyterServer, name: str, ui: UI = "lab", *,
-                  timeout: float = 90.0) -> None:
+def open_notebook(page: Page, jupyter: JupyterServer, name: str, ui: UI = "lab", *, timeout: float = 90.0) -> None:
     """Open ``name`` (relative to ``jupyter.root_dir``) and wait until it can run."""
     expected = len(nbformat.read(jupyter.root_dir / name, as_version=4).cells)
     page.goto(jupyter.notebook_url(name, ui), timeout=timeout * 1000)
@@ -370,7 +385,8 @@ def open_notebook(page: Page, jupyter: JupyterServer, name: str, ui: UI = "lab",
                     && indicator && indicator.dataset.status === 'idle';
             }""",
             arg=[CELL, KERNEL_NAME, EXECUTION_INDICATOR, expected],
-            timeout=timeout * 1000, polling=200,
+            timeout=timeout * 1000,
+            polling=200,
         )
     except PlaywrightTimeoutError:
         raise AssertionError(
@@ -440,12 +456,13 @@ def wait_idle(page: Page, timeout: float = 120.0, *, allow_errors: bool = False)
     """
     try:
         handle = page.wait_for_function(
-            _RUN_STATE_JS, arg=[CODE_CELL, EXECUTION_INDICATOR],
-            timeout=timeout * 1000, polling=200,
+            _RUN_STATE_JS,
+            arg=[CODE_CELL, EXECUTION_INDICATOR],
+            timeout=timeout * 1000,
+            polling=200,
         )
     except PlaywrightTimeoutError:
-        raise AssertionError(f"cells did not all finish within {timeout:.0f} s: "
-                             f"{_execution_summary(page)}") from None
+        raise AssertionError(f"cells did not all finish within {timeout:.0f} s: {_execution_summary(page)}") from None
     if handle.json_value() == "stopped" and not allow_errors:
         raise AssertionError(f"the run stopped before the last cell: {_execution_summary(page)}")
 
@@ -526,8 +543,7 @@ def read_recorded(page: Page, selector: str | None = None) -> list[str]:
             raise KeyError(f"no recorder for {selector!r}; call record_distinct_texts first")
         return store[selector]
     if len(store) != 1:
-        raise ValueError(f"{len(store)} recorders are installed ({sorted(store)}); "
-                         "name the selector to read")
+        raise ValueError(f"{len(store)} recorders are installed ({sorted(store)}); name the selector to read")
     return next(iter(store.values()))
 
 
@@ -538,12 +554,26 @@ def artifact_name(nodeid_name: str) -> str:
 
 
 def chromium_missing_message(path: Path = CHROMIUM_PATH) -> str:
-    return (f"Chromium is not installed at {path}, which the browser tests drive. "
-            "Run ./dev setup (it installs Debian's chromium package), then run the tests again.")
+    return (
+        f"Chromium is not installed at {path}, which the browser tests drive. "
+        "Run ./dev setup (it installs Debian's chromium package), then run the tests again."
+    )
 
 
 __all__ = [
-    "ARTIFACTS_DIR", "CHROMIUM_ARGS", "CHROMIUM_PATH", "JupyterServer", "SCREENSHOTS_DIR",
-    "VIEWPORT", "artifact_name", "cell", "cell_outputs", "open_notebook", "read_recorded",
-    "record_distinct_texts", "run_all", "wait_idle", "widget_errors",
+    "ARTIFACTS_DIR",
+    "CHROMIUM_ARGS",
+    "CHROMIUM_PATH",
+    "JupyterServer",
+    "SCREENSHOTS_DIR",
+    "VIEWPORT",
+    "artifact_name",
+    "cell",
+    "cell_outputs",
+    "open_notebook",
+    "read_recorded",
+    "record_distinct_texts",
+    "run_all",
+    "wait_idle",
+    "widget_errors",
 ]

@@ -121,8 +121,13 @@ LAST = "server.stop()"
 # Cell indices in the feature notebook (the markdown title is cell 0).
 FEATURE_CELLS = [("markdown", "# Reply views"), SETUP, STREAMED, AUDIO, TOOLS, CHOICES, COMPARE, LAST]
 STREAMED_CELL, AUDIO_CELL, TOOLS_CELL, CHOICES_CELL, COMPARE_CELL = 2, 3, 4, 5, 6
-FEATURE_NAMES = {STREAMED_CELL: "streamed", AUDIO_CELL: "audio", TOOLS_CELL: "tools", CHOICES_CELL: "choices",
-                 COMPARE_CELL: "compare"}
+FEATURE_NAMES = {
+    STREAMED_CELL: "streamed",
+    AUDIO_CELL: "audio",
+    TOOLS_CELL: "tools",
+    CHOICES_CELL: "choices",
+    COMPARE_CELL: "compare",
+}
 
 
 @pytest.fixture(scope="module", params=UIS)
@@ -333,8 +338,10 @@ def test_long_stream_keeps_page_responsive(page: Page, jupyter: JupyterServer, u
     click_s = time.perf_counter() - started
     max_gap = page.evaluate("() => window.__gaps.max")
     printed = out.filter(has_text="long stream:").inner_text()
-    print(f"\n[{ui}, {pace}] {printed.strip()}; click answered in {click_s * 1000:.0f} ms; "
-          f"longest frame gap while running {max_gap:.0f} ms")
+    print(
+        f"\n[{ui}, {pace}] {printed.strip()}; click answered in {click_s * 1000:.0f} ms; "
+        f"longest frame gap while running {max_gap:.0f} ms"
+    )
     assert click_s < 5, f"the page took {click_s:.1f} s to answer a click after the long stream"
 
 
