@@ -42,6 +42,7 @@ class Field:
     # The playground shows a control for a row with a step or a start (see playground.controls).
     step: float | None = None  # a playground slider's step; None: no generic slider
     start: Any = None  # where the playground's control starts before it is touched
+    aliases: tuple[str, ...] = ()  # names people reach for from other APIs ("seed"): suggested in errors
 
     @property
     def range_text(self) -> str:
@@ -75,17 +76,17 @@ def _rows() -> list[Field]:
         Field("min_p", "number", "drop tokens below this fraction of the top token's probability", 0, 1, example=0.05, flag="--min-p", step=0.01, start=0.0),
         Field("presence_penalty", "number", "penalise tokens that already appeared", -2, 2, example=0.5, flag="--presence-penalty", step=0.1, start=0.0),
         Field("frequency_penalty", "number", "penalise tokens by how often they appeared", -2, 2, example=0.5, flag="--frequency-penalty", step=0.1, start=0.0),
-        Field("repitition_penalty", "number", "repetition penalty (the API's spelling)", example=1.1),
+        Field("repitition_penalty", "number", "repetition penalty (the API's spelling)", example=1.1, aliases=("repetition_penalty",)),
         Field("top_k", "integer", "sample from the K most likely tokens", 0, example=40, flag="--top-k"),
-        Field("max_tokens", "integer", "the most tokens the reply may have", 1, example=256, flag="--max-tokens", start=256),
+        Field("max_tokens", "integer", "the most tokens the reply may have", 1, example=256, flag="--max-tokens", start=256, aliases=("max_output_tokens", "max_new_tokens")),
         Field("max_completion_tokens", "integer", "the most tokens the reply may have, reasoning included", 1, example=256, flag="--max-completion-tokens"),
         Field("n", "integer", "number of choices; every choice is shown", 1, 128, example=1, flag="-n", start=1),
-        Field("random_seed", "integer", "sampling seed, for replies that repeat", example=7, flag="--seed", start=0),
+        Field("random_seed", "integer", "sampling seed, for replies that repeat", example=7, flag="--seed", start=0, aliases=("seed",)),
         Field("top_logprobs", "integer", "alternatives shown per token with logprobs", 0, 20, example=5, start=5),
         Field("num_beams", "integer", "beam search width", 1, example=4),
         Field("max_seconds", "integer", "time budget of the request", INT32[0], INT32[1], example=60),
         Field("thinking_budget", "integer", "tokens the model may think", 1, example=1024),
-        Field("reasoning_effort", "choice", "how hard a reasoning model thinks", choices=REASONING_EFFORTS, example="low", flag="--reasoning-effort", start="medium"),
+        Field("reasoning_effort", "choice", "how hard a reasoning model thinks", choices=REASONING_EFFORTS, example="low", flag="--reasoning-effort", start="medium", aliases=("reasoning",)),
         Field("verbosity", "choice", "how long the answer is", choices=VERBOSITIES, example="low", flag="--verbosity", start="medium"),
         Field("stream", "boolean", "stream the reply"),
         Field("store", "boolean", "store the completion"),
@@ -101,10 +102,12 @@ def _rows() -> list[Field]:
         *(
             Field(name, "json", "checked by its own rule")
             for name in (
-                "model", "messages", "audio", "modalities", "stream_options", "stop", "logit_bias", "tools",
-                "tool_choice", "thinking", "documents", "citation_options", "response_format",
+                "model", "messages", "audio", "modalities", "stream_options", "logit_bias", "tools",
+                "tool_choice", "thinking", "documents", "citation_options",
             )
         ),
+        Field("stop", "json", "checked by its own rule", aliases=("stop_sequences",)),
+        Field("response_format", "json", "checked by its own rule", aliases=("json",)),
     ]  # fmt: skip
 
 

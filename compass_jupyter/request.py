@@ -332,16 +332,6 @@ def _check_model(name: str, value: Any) -> None:
         )
 
 
-# Names people reach for from other APIs, and what Compass calls them.
-_ALIASES: dict[str, str] = {
-    "seed": "random_seed",
-    "repetition_penalty": "repitition_penalty",
-    "max_output_tokens": "max_tokens",
-    "max_new_tokens": "max_tokens",
-    "stop_sequences": "stop",
-    "json": "response_format",
-    "reasoning": "reasoning_effort",
-}
 _HINTS: dict[str, str] = {
     "system": (
         "The system message is not a field: pass system=... (-s/--system) "
@@ -352,8 +342,8 @@ _HINTS: dict[str, str] = {
 
 
 def _suggest_fields(name: str) -> list[str]:
-    alias = _ALIASES.get(name.lower())
-    candidates = [alias] if alias else []
+    # Names people reach for from other APIs are listed in the fields table as aliases.
+    candidates = [row.name for row in FIELDS.values() if name.lower() in row.aliases]
     for field in difflib.get_close_matches(name.lower(), sorted(FIELDS), n=3, cutoff=0.6):
         if field not in candidates:
             candidates.append(field)
