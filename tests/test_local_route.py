@@ -15,6 +15,7 @@ from compass_jupyter.local_model.dialect import LlamaCppDialect
 from compass_jupyter.local_model.server import LOCAL_MODEL_ID, current_local, local_available
 from compass_jupyter.settings import config
 from compass_jupyter.testing import StandInServer
+from compass_jupyter.turn import TurnObserver
 
 
 def needs_model(test):
@@ -40,7 +41,12 @@ def routed():
 @needs_model
 def test_local_routes_the_session_and_streams_a_real_reply(routed):
     pieces = []
-    reply = cj.chat("Say hello in five words.", max_tokens=24, on_delta=lambda d: pieces.append(d.text))
+
+    class Collect(TurnObserver):
+        def on_delta(self, delta):
+            pieces.append(delta.text)
+
+    reply = cj.chat("Say hello in five words.", max_tokens=24, observer=Collect())
     assert reply.text.strip()
     assert len([p for p in pieces if p]) > 2
     assert reply.model == LOCAL_MODEL_ID
@@ -206,6 +212,7 @@ def test_the_route_gives_the_session_a_llama_cpp_client_and_stop_puts_back_what_
     """The routing alone, with the stand-in in the place of llama.cpp (any key, a model id it knows)."""
     from compass_jupyter.local_model import server as server_module
 
+    stop()  # the tests above leave the real model routed: this one starts from an unrouted kernel
     with StandInServer(key="") as standin:
         fake = type("FakeServer", (), {"base_url": standin.base_url, "model_id": "gpt-4o"})()
         monkeypatch.setattr(server_module, "start_local", lambda **options: fake)
