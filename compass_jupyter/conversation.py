@@ -397,6 +397,8 @@ class Session:
         def stopped() -> bool:
             return interrupted.is_set() or observer.cancelled()
 
+        sent_wrong: set[str] = set()  # models whose server sent an error event or data of the wrong shape
+
         def run(model: str) -> Reply:
             on_delta = watched(watchers[model], stop=stopped)
 
@@ -413,6 +415,8 @@ class Session:
                 partial.incomplete = partial.interrupted = True
                 return partial
             except CompassError as exc:
+                if isinstance(exc, StreamError) and not exc.broke_off:
+                    sent_wrong.add(model)
                 failed = exc.reply or latest.get(model) or Reply(model=model)
                 failed.incomplete = True
                 failed.error = str(exc)
@@ -429,21 +433,36 @@ class Session:
             interrupted.set()
             wait(futures)
             replies = [f.result() for f in futures]
-            self._record_compare(user, replies, pick, history=c.history, system=c.system)
+            self._record_compare(
+                user, replies, pick, history=c.history, system=c.system, keep_out=models[pick] in sent_wrong
+            )
             raise
         finally:
             pool.shutdown(wait=False)
         replies = [f.result() for f in futures]
         for model, reply in zip(models, replies):
             reply.model = reply.model or model
-        self._record_compare(user, replies, pick, history=c.history, system=c.system)
+        self._record_compare(
+            user, replies, pick, history=c.history, system=c.system, keep_out=models[pick] in sent_wrong
+        )
         return replies
 
     def _record_compare(
-        self, user: dict[str, Any], replies: list[Reply], pick: int, *, history: bool, system: str | None
+        self,
+        user: dict[str, Any],
+        replies: list[Reply],
+        pick: int,
+        *,
+        history: bool,
+        system: str | None,
+        keep_out: bool = False,
     ) -> None:
         chosen = replies[pick]
         turns = [Turn.of(r, kind="compare") for r in replies]
+        if keep_out:
+            # The kept model's server sent nonsense: as in a single turn, the history stays as it was.
+            self._commit([], turns, history=history, system=system)
+            return
         if chosen.incomplete:
             self._commit_broken(user, chosen, history=history, system=system)
             with self._lock:

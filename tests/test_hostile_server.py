@@ -122,6 +122,14 @@ def test_a_streamed_chunk_of_the_wrong_shape_is_a_stream_error_that_keeps_the_pa
     assert [m["role"] for m in session.messages] == ["user", "assistant"]
 
 
+def test_compare_mode_keeps_a_reply_the_server_sent_wrong_out_of_the_history(raw, session):
+    for _ in range(2):
+        raw.stream(chunk("Hello "), chunk(5))
+    replies = session.compare("Hi", models=["gpt-4o", "gpt-4.1"])
+    assert all(r.incomplete and "is a number (5)" in (r.error or "") and r.text == "Hello " for r in replies)
+    assert session.messages == [] and len(session.turns) == 2
+
+
 def test_usage_of_the_wrong_shape_costs_only_the_usage(raw, client):
     raw.stream(
         chunk("Hi", finish="stop"),
