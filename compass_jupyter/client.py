@@ -40,7 +40,7 @@ from .request import build_body
 from .settings import config, mask_key, redact, redact_value
 from .shapes import describe
 from .sse import aiter_data, iter_data
-from .stream import Accumulator, EventReader, Observer, _server_error
+from .stream import Accumulator, EventReader, Observer, server_error
 
 __all__ = ["Client"]
 
@@ -319,28 +319,28 @@ class Client:
 
     def _scrub_reply(self, reply: Reply) -> Reply:
         """Hide the key wherever a server put it into the reply itself (keys of secret length only)."""
-        keys = self._keys()
+        keys = (*self._keys(), config.get("api_key"))
 
-        def redact(text: str, *extra: str | None) -> str:
-            return scrub(text, (*extra, config.get("api_key")), min_key=LONG_KEY, pieces=False)
+        def hide(text: str) -> str:
+            return scrub(text, keys, min_key=LONG_KEY, pieces=False)
 
         for choice in reply.choices:
             for name in ("text", "reasoning", "refusal"):
                 value = getattr(choice, name)
                 if value:
-                    setattr(choice, name, redact(value, *keys))
+                    setattr(choice, name, hide(value))
             for call in choice.tool_calls:
-                call.arguments_json = redact(call.arguments_json, *keys)
-                call.id, call.name = redact(call.id, *keys), redact(call.name, *keys)
+                call.arguments_json = hide(call.arguments_json)
+                call.id, call.name = hide(call.id), hide(call.name)
             if choice.audio is not None and choice.audio.transcript:
-                choice.audio.transcript = redact(choice.audio.transcript, *keys)
-        reply.warnings = [redact(w, *keys) for w in reply.warnings]
+                choice.audio.transcript = hide(choice.audio.transcript)
+        reply.warnings = [hide(w) for w in reply.warnings]
         for name in ("id", "model", "system_fingerprint", "error"):
             value = getattr(reply, name)
             if isinstance(value, str):
-                setattr(reply, name, redact(value, *keys))
+                setattr(reply, name, hide(value))
         if reply.raw is not None:
-            reply.raw = scrub_value(reply.raw, (*keys, config.get("api_key")), min_key=LONG_KEY, pieces=False)
+            reply.raw = scrub_value(reply.raw, keys, min_key=LONG_KEY, pieces=False)
         return reply
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
@@ -533,5 +533,5 @@ def _parse_json(raw: bytes, accumulator: Accumulator) -> dict[str, Any]:
             broke_off=False,
         )
     if data.get("error") is not None and not data.get("choices"):
-        raise BadRequestError(f"Compass reported an error: {_server_error(data['error'])}", body=data)
+        raise BadRequestError(f"Compass reported an error: {server_error(data['error'])}", body=data)
     return data

@@ -15,6 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -38,15 +39,7 @@ from .turn import (
 __all__ = ["Session", "Turn", "Cancelled", "session", "default_client", "chat"]
 
 EXPORT_FORMAT = "compass-jupyter/conversation"
-_USAGE_COUNTS = (
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "reasoning_tokens",
-    "cached_tokens",
-    "audio_tokens",
-    "prompt_audio_tokens",
-)
+_USAGE_COUNTS = tuple(f.name for f in dataclass_fields(Usage) if f.name != "raw")
 _API_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
 
 

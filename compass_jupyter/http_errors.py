@@ -28,6 +28,7 @@ from ._exceptions import (
     ServerError,
 )
 from .settings import config, mask_key, redact
+from .shapes import error_text
 
 __all__ = ["Failure", "gave_up", "retry_after_seconds", "server_message", "status_failure", "transport_failure"]
 
@@ -68,13 +69,9 @@ def _message(body: bytes, limit: int) -> str:
     except (json.JSONDecodeError, RecursionError):
         data = None
     if isinstance(data, dict):
-        error = data.get("error", data)
-        if isinstance(error, dict):
-            message = error.get("message") or error.get("detail") or error.get("msg")
-            if message:
-                return str(message)[:limit]
-        elif isinstance(error, str):
-            return error[:limit]
+        found = error_text(data.get("error", data), limit)
+        if found is not None:
+            return found
         if isinstance(data.get("detail"), (str, list)):
             return str(data["detail"])[:limit]
     if "Traceback (most recent call last)" in text:

@@ -89,23 +89,6 @@ class Usage:
     prompt_audio_tokens: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    @classmethod
-    def from_api(cls, data: dict[str, Any] | None) -> Usage | None:
-        if not isinstance(data, dict) or not data:
-            return None
-        completion = data.get("completion_tokens_details") or {}
-        prompt = data.get("prompt_tokens_details") or {}
-        return cls(
-            prompt_tokens=data.get("prompt_tokens"),
-            completion_tokens=data.get("completion_tokens"),
-            total_tokens=data.get("total_tokens"),
-            reasoning_tokens=completion.get("reasoning_tokens"),
-            cached_tokens=prompt.get("cached_tokens"),
-            audio_tokens=completion.get("audio_tokens"),
-            prompt_audio_tokens=prompt.get("audio_tokens"),
-            raw=data,
-        )
-
     def __add__(self, other: Usage | None) -> Usage:
         if other is None:
             return self
@@ -162,18 +145,7 @@ class TokenLogprob:
 
     @property
     def prob(self) -> float:
-        # A log probability is at most 0; a server's rounding (or nonsense) above that is read as 1.
-        return math.exp(min(self.logprob, 0.0))
-
-    @classmethod
-    def from_api(cls, data: dict[str, Any]) -> TokenLogprob:
-        top = [(t.get("token", ""), float(t.get("logprob", 0.0))) for t in data.get("top_logprobs") or []]
-        return cls(
-            token=data.get("token", ""),
-            logprob=float(data.get("logprob", 0.0)),
-            bytes=data.get("bytes"),
-            top=top,
-        )
+        return math.exp(self.logprob)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["ShapeError", "obj", "seq", "text", "content_text", "integer", "number", "describe"]
+__all__ = ["ShapeError", "obj", "seq", "text", "content_text", "integer", "number", "describe", "error_text"]
 
 
 class ShapeError(Exception):
@@ -44,6 +44,19 @@ def describe(value: Any, limit: int = 40) -> str:
     if isinstance(value, list):
         return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
     return "null" if value is None else type(value).__name__
+
+
+def error_text(error: Any, limit: int = 400) -> str | None:
+    """The human part of an ``error`` a server sent: its message (or detail, or msg), or the text itself.
+
+    None when it has none (an object without those keys, a number): the caller shows the whole value.
+    """
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("detail") or error.get("msg")
+        return str(message)[:limit] if message else None
+    if isinstance(error, str):
+        return error[:limit]
+    return None
 
 
 def obj(value: Any, path: str, *, item: bool = False) -> dict[str, Any]:

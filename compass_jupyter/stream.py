@@ -70,12 +70,12 @@ class _AudioBuffer:
 
 def _usage(value: Any, path: str, warnings: list[str]) -> Usage | None:
     """Usage is informational: a field of the wrong type is dropped with a warning, the reply kept."""
-    data = shapes.obj(value, path) if isinstance(value, dict) or value is None else None
-    if data is None:
+    if value is not None and not isinstance(value, dict):
         _warn_once(warnings, f"The server sent {path} as {shapes.describe(value)}; usage is shown as not reported.")
         return None
-    if not data:
+    if not value:
         return None
+    data: dict[str, Any] = value
 
     def count(source: dict[str, Any], key: str, where: str) -> int | None:
         try:
@@ -151,14 +151,9 @@ def _citations(value: Any, path: str) -> list[dict[str, Any]]:
     return [shapes.obj(item, f"{path}[{i}]", item=True) for i, item in enumerate(shapes.seq(value, path))]
 
 
-def _server_error(error: Any) -> str:
-    """The human part of an ``error`` the server put in a chunk or a 200 body, whatever its shape."""
-    if isinstance(error, dict):
-        message = error.get("message") or error.get("detail") or error.get("code")
-        text = message if isinstance(message, str) else json.dumps(error, default=str)[:400]
-    else:
-        text = error if isinstance(error, str) else json.dumps(error, default=str)
-    return text[:400] or "(no message)"
+def server_error(error: Any) -> str:
+    """What to show of an ``error`` the server put in a chunk or a 200 body, whatever its shape."""
+    return shapes.error_text(error) or json.dumps(error, default=str)[:400] or "(no message)"
 
 
 class Accumulator:
@@ -236,7 +231,7 @@ class Accumulator:
         choices = chunk.get("choices")
         if chunk.get("error") is not None and not choices:
             raise StreamError(
-                f"The server reported an error in the middle of the stream: {_server_error(chunk['error'])}",
+                f"The server reported an error in the middle of the stream: {server_error(chunk['error'])}",
                 body=chunk,
                 reply=self.reply,
                 broke_off=False,
