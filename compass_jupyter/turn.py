@@ -58,6 +58,21 @@ def _set_with(how: str | None) -> dict[str, str | None]:
     return {"set_with": how}
 
 
+# Arguments of the client's own calls that are neither controls nor request fields: passed on
+# as fields they would collide with the client's parameters (a bare TypeError), so they are
+# refused where keyword arguments are split, with what to do instead.
+_CLIENT_ARGUMENTS = {
+    "messages": (
+        "messages is not a request field here: the text is the user message and the session holds the "
+        "history (history=False sends the text alone; Client.chat(messages) sends a list you build)."
+    ),
+    "on_delta": (
+        "on_delta is not a request field: to watch a turn, pass observer=... "
+        "(a compass_jupyter.turn.TurnObserver, whose on_delta sees every chunk)."
+    ),
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class TurnControls:
     """How one turn is sent, apart from the request fields (temperature, logprobs, ...).
@@ -87,12 +102,10 @@ class TurnControls:
     @classmethod
     def split(cls: type[_Controls], kwargs: Mapping[str, Any]) -> tuple[_Controls, dict[str, Any]]:
         """``(controls, request fields)`` from flat keyword arguments: the one place they are told apart."""
-        names = frozenset(f.name for f in fields(cls))
-        if "on_delta" in kwargs:  # the client's own argument: as a field it would collide there
-            raise ValidationError(
-                "on_delta is not a request field: to watch a turn, pass observer=... "
-                "(a compass_jupyter.turn.TurnObserver, whose on_delta sees every chunk)."
-            )
+        names = cls.names()
+        clash = sorted(_CLIENT_ARGUMENTS.keys() & kwargs.keys())
+        if clash:
+            raise ValidationError(_CLIENT_ARGUMENTS[clash[0]])
         controls = cls(**{k: v for k, v in kwargs.items() if k in names})
         return controls, {k: v for k, v in kwargs.items() if k not in names}
 

@@ -213,6 +213,8 @@ def test_callbacks_are_not_a_second_way_to_watch_a_turn(compass_server):
         cj.chat("Hi", on_delta=print)
     with pytest.raises(cj.ValidationError, match="Unknown request field 'cancel'"):
         cj.chat("Hi", cancel=True)
+    with pytest.raises(cj.ValidationError, match="messages is not a request field here"):
+        cj.chat("Hi", messages=[{"role": "user", "content": "Hi"}])
     assert compass_server.requests == [] and cj.session().messages == []
 
 
