@@ -19,6 +19,8 @@ _EXPORTS = {
     "ConfigError": "._exceptions",
     "ValidationError": "._exceptions",
     "ToolError": "._exceptions",
+    "StoreError": "._exceptions",
+    "CassetteError": "._exceptions",
     "APIError": "._exceptions",
     "AuthenticationError": "._exceptions",
     "NotFoundError": "._exceptions",
@@ -43,6 +45,7 @@ _EXPORTS = {
     "config": ".settings",
     "local": ".local_model",
     "Playground": ".playground",
+    "log": ".store",
 }
 
 __all__ = sorted(_EXPORTS) + ["load_ipython_extension", "unload_ipython_extension", "__version__"]
@@ -54,6 +57,7 @@ if TYPE_CHECKING:
     from .local_model import local
     from .reply import Audio, Choice, Latency, Reply, TokenLogprob, ToolCall, Usage
     from .settings import config
+    from .store import log
 
 
 def __getattr__(name: str) -> Any:

@@ -5,6 +5,8 @@
     ├── ValidationError        a request refused before anything was sent
     ├── ToolError              a Python callable that cannot be described as a tool,
     │                          or a tool loop that did not finish
+    ├── StoreError             the exchange store's file cannot be used
+    ├── CassetteError          a cassette that cannot be read, or a request it did not record
     └── APIError               something the server (or the way to it) said
         ├── AuthenticationError     401 / 403
         ├── NotFoundError           404: unknown model or deployment
@@ -37,6 +39,8 @@ __all__ = [
     "ConfigError",
     "ValidationError",
     "ToolError",
+    "StoreError",
+    "CassetteError",
     "APIError",
     "AuthenticationError",
     "NotFoundError",
@@ -72,6 +76,14 @@ class ValidationError(CompassError):
 
 class ToolError(CompassError):
     """A callable that cannot become a tool, or a tool loop that did not end."""
+
+
+class StoreError(CompassError):
+    """The exchange store's file cannot be used (not SQLite, corrupt, from a newer version, unwritable)."""
+
+
+class CassetteError(CompassError):
+    """A cassette file that cannot be read, or (replaying) a request it holds no answer for."""
 
 
 class APIError(CompassError):

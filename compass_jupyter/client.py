@@ -15,13 +15,14 @@ import json
 import random
 import time
 import warnings as _warnings
-from typing import Any, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 import httpx
 
 from ._exceptions import (
     APIError,
     BadRequestError,
+    CassetteError,
     CompassError,
     CompassWarning,
     StreamError,
@@ -40,7 +41,12 @@ from .request import build_body
 from .settings import config, mask_key, redact, redact_value
 from .shapes import describe
 from .sse import aiter_data, iter_data
+from .store.cassette import recorded_error
+from .store.records import chunks
 from .stream import Accumulator, EventReader, Observer, server_error
+
+if TYPE_CHECKING:
+    from .store.exchanges import Passage
 
 __all__ = ["Client"]
 
@@ -162,9 +168,13 @@ class Client:
         model: str | None = None,
         stream: bool = True,
         extra_body: Mapping[str, Any] | None = None,
+        need_key: bool = True,
         **fields: Any,
     ) -> tuple[str, dict[str, Any], list[str]]:
-        """Validate and build (url, body in the server's dialect, warnings) without sending anything."""
+        """Validate and build (url, body in the server's dialect, warnings) without sending anything.
+
+        ``need_key=False`` skips the key check (a cassette being replayed answers without one).
+        """
         model = model or self.model
         body, warnings = build_body(
             model=model,
@@ -174,16 +184,24 @@ class Client:
             strict=bool(self.setting("strict")),
             extra_body=extra_body,
         )
-        self._key()  # a missing key is a ConfigError before anything is sent
+        if need_key:
+            self._key()  # a missing key is a ConfigError before anything is sent
         self.dialect.serving(self.base_url)
         return self.url_for(model), self.dialect.adapt(body), warnings
 
-    def _call(self, messages: list[dict[str, Any]], on_delta: Observer | None, **prepared: Any) -> _Call:
+    def _call(
+        self, messages: list[dict[str, Any]], on_delta: Observer | None, cache: str | None, **prepared: Any
+    ) -> _Call:
         """Validate and build the request (warning about what needs it) for chat/achat's loop."""
-        url, body, warnings = self.prepare(messages, **prepared)
+        from .store.exchanges import Passage
+
+        url, body, warnings = self.prepare(messages, need_key=False, **prepared)
+        passage = Passage(route=self.dialect.route(url), body=body, cache=_cache_mode(cache))
+        if not passage.replaying:
+            self._key()  # a missing key is a ConfigError before anything is sent
         for message in warnings:
             _warnings.warn(message, CompassWarning, stacklevel=3)  # the caller of chat/achat
-        return _Call(self, url, body, warnings, on_delta)
+        return _Call(self, url, body, warnings, on_delta, passage)
 
     # -- sync ---------------------------------------------------------------------------
     def _client(self) -> httpx.Client:
@@ -211,22 +229,28 @@ class Client:
         stream: bool = True,
         on_delta: Observer | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        cache: str | None = None,
         **fields: Any,
     ) -> Reply:
         """Send one chat-completions request and return the Reply.
 
         With ``stream=True`` (the default) ``on_delta`` is called for every chunk.
         Ctrl-C closes the connection; the KeyboardInterrupt carries the partial
-        reply as ``.reply``.
+        reply as ``.reply``. ``cache`` ('on', 'off', 'refresh'; None follows the
+        ``cache`` setting): 'on' answers a request identical to a stored complete
+        one from the store. A cassette being replayed answers every request.
         """
-        call = self._call(messages, on_delta, model=model, stream=stream, extra_body=extra_body, **fields)
+        call = self._call(messages, on_delta, cache, model=model, stream=stream, extra_body=extra_body, **fields)
+        replayed = call.replayed()
+        if replayed is not None:
+            return replayed
         while True:
             step = self._attempt(call)
             if step.reply is not None:
-                return step.reply
+                return call.kept(step.reply)
             if step.error is not None:
                 # Raised outside the except block: the chain keeps no httpx request, whose headers hold the key.
-                raise step.error
+                raise call.kept_error(step.error)
             if step.delay:
                 time.sleep(step.delay)
 
@@ -272,17 +296,21 @@ class Client:
         stream: bool = True,
         on_delta: Observer | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        cache: str | None = None,
         **fields: Any,
     ) -> Reply:
         """The async twin of :meth:`chat`; cancelling the task closes the connection."""
-        call = self._call(messages, on_delta, model=model, stream=stream, extra_body=extra_body, **fields)
+        call = self._call(messages, on_delta, cache, model=model, stream=stream, extra_body=extra_body, **fields)
+        replayed = call.replayed()
+        if replayed is not None:
+            return replayed
         while True:
             step = await self._aattempt(call)
             if step.reply is not None:
-                return step.reply
+                return call.kept(step.reply)
             if step.error is not None:
                 # Raised outside the except block: the chain keeps no httpx request, whose headers hold the key.
-                raise step.error
+                raise call.kept_error(step.error)
             if step.delay:
                 await asyncio.sleep(step.delay)
 
@@ -372,8 +400,18 @@ class _Call:
     nothing is retried once data arrived; an interrupt carries the partial reply.
     """
 
-    def __init__(self, client: Client, url: str, body: dict[str, Any], warnings: list[str], on_delta: Observer | None):
+    def __init__(
+        self,
+        client: Client,
+        url: str,
+        body: dict[str, Any],
+        warnings: list[str],
+        on_delta: Observer | None,
+        passage: Passage,
+    ):
         self.client, self.url, self.body, self.warnings, self.on_delta = client, url, body, warnings, on_delta
+        self.passage = passage
+        self.reached = False  # a server answered (the store keeps only requests that reached one)
         self.attempts = int(client.setting("max_retries")) + 1
         self.failures = 0
         self.accumulator: Accumulator | None = None
@@ -401,6 +439,7 @@ class _Call:
 
     def streaming(self, response: httpx.Response) -> bool:
         """True when the answer is an event stream (read with :meth:`data`), False for one JSON document."""
+        self.reached = True
         if self.body.get("stream") and _is_event_stream(response):
             self.reader = EventReader(self._accumulator())
             return True
@@ -426,6 +465,7 @@ class _Call:
 
     def refused(self, status: int, raw: bytes, headers: Mapping[str, str]) -> _Step:
         """An answer with an error status (or a redirect)."""
+        self.reached = True
         client = self.client
         key = client._explicit.get("api_key")
         message = server_message(raw, key)
@@ -474,6 +514,47 @@ class _Call:
         timeout = None if self.given_http else client.setting("timeout")
         return self._after(transport_failure(exc, base_url=client.base_url, timeout=timeout, key=key))
 
+    # -- the store -------------------------------------------------------------------------
+    def replayed(self) -> Reply | None:
+        """The reply from a cassette being replayed or the replay cache, built as a live one; else None."""
+        found = self.passage.answer()
+        if found is None:
+            return None
+        response, source = found
+        if "completion" not in response:
+            raise self.client._scrub_error(recorded_error(response, self.passage.cassette))
+        reply = Reply(model=self.body.get("model"), request=self.body, warnings=list(self.warnings), source=source)
+        accumulator = self.client._accumulator(reply, self.on_delta)
+        try:
+            if self.body.get("stream"):
+                # Replayed as a stream, so live views show it arriving as they would from a server.
+                for chunk in chunks(response["completion"]):
+                    accumulator.feed(chunk)
+            else:
+                accumulator.feed_completion(response["completion"])
+        except StreamError as exc:
+            if source == "cache":
+                return None  # a stored answer this version cannot read: ask the server instead
+            where = self.passage.cassette.path if self.passage.cassette is not None else "in use"
+            raise CassetteError(
+                f"The cassette {where} holds an answer that cannot be read ({exc}). Record it again with "
+                "COMPASS_CASSETTE_MODE=record (or %compass record PATH)."
+            ) from None
+        reply = accumulator.finish()
+        _recorded_latency(reply, response.get("latency"))
+        return reply
+
+    def kept(self, reply: Reply) -> Reply:
+        """The reply, after the store (and a cassette being recorded) kept it."""
+        self.passage.keep(reply)
+        return reply
+
+    def kept_error(self, error: BaseException) -> BaseException:
+        """The error to raise, after the store kept it when the request had reached a server."""
+        if self.reached:
+            self.passage.keep(getattr(error, "reply", None), error)
+        return error
+
     # -- between attempts -------------------------------------------------------------------
     def _after(self, failure: Failure) -> _Step:
         """Retry (after a delay) or give up: the one place this is decided."""
@@ -488,6 +569,24 @@ class _Call:
     def _accumulator(self) -> Accumulator:
         assert self.accumulator is not None, "begin() comes first"
         return self.accumulator
+
+
+def _recorded_latency(reply: Reply, latency: Any) -> None:
+    """Show a replayed reply's timings as they were measured when it was first answered."""
+    if not isinstance(latency, dict):
+        return
+    for name in ("ttft", "total", "tokens_per_s"):
+        value = latency.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            setattr(reply.latency, name, float(value))
+
+
+def _cache_mode(cache: str | None) -> str | None:
+    if cache is None:
+        return None
+    from .settings import SPECS
+
+    return str(SPECS["cache"].parse("cache", cache))
 
 
 def _is_event_stream(response: httpx.Response) -> bool:

@@ -58,6 +58,7 @@ class Turn:
     tool_rounds: int = 0
     kind: str = "chat"  # chat | compare | no-history
     at: float = field(default_factory=time.time)
+    cached: bool = False  # answered from the replay cache: its usage shows what the original cost, not spent now
 
     @classmethod
     def of(cls, reply: Reply, *, kind: str = "chat", usage: Usage | None = None, tool_rounds: int = 0) -> Turn:
@@ -72,6 +73,7 @@ class Turn:
             interrupted=reply.interrupted,
             tool_rounds=tool_rounds,
             kind=kind,
+            cached=reply.cached and all(step.cached for step in reply.steps),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,6 +112,7 @@ class Turn:
             tool_rounds=count(data.get("tool_rounds")) or 0,
             kind=text("kind", "chat") or "chat",
             at=number("at") or 0.0,
+            cached=data.get("cached") is True,
         )
 
 
@@ -158,8 +161,8 @@ class Session:
     # -- reading ----------------------------------------------------------------------
     @property
     def usage(self) -> Usage | None:
-        """Token totals over every turn; None when no turn reported usage."""
-        return Usage.total(turn.usage for turn in self.turns)
+        """Tokens spent over every turn (the replay cache's answers cost none); None when none reported usage."""
+        return Usage.total(turn.usage for turn in self.turns if not turn.cached)
 
     def api_messages(self, *, system: str | None = None, history: bool = True) -> list[dict[str, Any]]:
         """What a new request sends before its own user message."""
@@ -295,6 +298,7 @@ class Session:
                     stream=c.stream,
                     on_delta=on_delta,
                     extra_body=c.extra_body,
+                    cache=c.cache,
                     **fields,
                 )
             except (KeyboardInterrupt, Cancelled) as stop:
@@ -401,7 +405,13 @@ class Session:
 
             try:
                 return client.chat(
-                    messages, model=model, stream=c.stream, on_delta=observe, extra_body=c.extra_body, **fields
+                    messages,
+                    model=model,
+                    stream=c.stream,
+                    on_delta=observe,
+                    extra_body=c.extra_body,
+                    cache=c.cache,
+                    **fields,
                 )
             except Cancelled:
                 partial = latest.get(model) or Reply(model=model)

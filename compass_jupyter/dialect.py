@@ -60,6 +60,10 @@ class Dialect:
         """
         return body
 
+    def route(self, url: str) -> str:
+        """Where a request goes, as the store names it: requests to different servers never share a cached answer."""
+        return url
+
     def serving(self, base_url: str) -> None:
         """Note the server the next request goes to; quirks learned at another server are forgotten."""
         base_url = base_url.rstrip("/")

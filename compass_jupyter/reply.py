@@ -302,6 +302,9 @@ class Reply:
     raw: Any = field(default=None, repr=False)
     warnings: list[str] = field(default_factory=list)
     steps: list[Reply] = field(default_factory=list, repr=False)  # earlier tool-call rounds of this turn
+    # Who answered: "server", "cache" (the replay cache: nothing was sent, no tokens spent) or
+    # "cassette" (a recorded exchange standing in for the server).
+    source: str = "server"
 
     def choice(self, index: int) -> Choice:
         while len(self.choices) <= index:
@@ -312,6 +315,11 @@ class Reply:
     def has_content(self) -> bool:
         """Whether any part of an answer arrived (text, reasoning, a refusal, a tool call, audio)."""
         return any(c.text or c.reasoning or c.refusal or c.tool_calls or c.audio for c in self.choices)
+
+    @property
+    def cached(self) -> bool:
+        """True when the replay cache answered: nothing was sent and no tokens were spent."""
+        return self.source == "cache"
 
     @property
     def first(self) -> Choice:
@@ -365,6 +373,8 @@ class Reply:
     def status_line(self) -> str:
         """Model, finish reason, tokens and time in one line."""
         parts = [self.model or "?"]
+        if self.cached:
+            parts.append("cached")
         if self.interrupted:
             parts.append("interrupted")
         elif self.incomplete:

@@ -108,6 +108,37 @@ def _parse_view(name: str, raw: Any) -> str:
     return text
 
 
+def _parse_choice(*choices: str, aliases: dict[str, str] | None = None, why: str = "") -> Callable[[str, Any], str]:
+    def parse(name: str, raw: Any) -> str:
+        text = str(raw).strip().lower()
+        text = (aliases or {}).get(text, text)
+        if text not in choices:
+            listed = ", ".join(choices[:-1]) + f" or {choices[-1]}"
+            raise ConfigError(f"{name} must be {listed} (got {raw!r}).{' ' + why if why else ''}")
+        return text
+
+    return parse
+
+
+_OFF_WORDS = {"off": "off", "none": "off", "false": "off", "no": "off", "0": "off"}
+
+
+def _parse_store(name: str, raw: Any) -> str:
+    text = str(raw).strip()
+    if text.lower() in _OFF_WORDS:
+        return "off"
+    if not text or text.lower() == "default":
+        return "default"
+    return os.path.expanduser(text)
+
+
+def _parse_optional_path(name: str, raw: Any) -> str | None:
+    text = str(raw).strip() if raw is not None else ""
+    if not text or text.lower() in _OFF_WORDS:
+        return None
+    return os.path.expanduser(text)
+
+
 def _parse_key(name: str, raw: Any) -> str:
     text = str(raw).strip()
     if not text:
@@ -171,6 +202,60 @@ SPECS: dict[str, SettingSpec] = {
         SettingSpec("offline", "COMPASS_OFFLINE", "off", _parse_offline, "'local': without a key, use the local model"),
         SettingSpec(
             "keep_raw", "COMPASS_KEEP_RAW", False, _parse_bool, "keep the server's chunks on reply.raw (costs memory)"
+        ),
+        SettingSpec(
+            "store",
+            "COMPASS_STORE",
+            "default",
+            _parse_store,
+            "SQLite file of every exchange ('default': the per-user data dir; 'off')",
+        ),
+        SettingSpec(
+            "cache",
+            "COMPASS_CACHE",
+            "off",
+            _parse_choice(
+                "off",
+                "on",
+                "refresh",
+                aliases={"true": "on", "yes": "on", "1": "on", "false": "off", "no": "off", "0": "off"},
+                why="With 'on', a request identical to a stored complete one is answered from the store; "
+                "'refresh' asks again and keeps the new answer.",
+            ),
+            "answer identical requests from the store: off, on or refresh",
+        ),
+        SettingSpec(
+            "cassette",
+            "COMPASS_CASSETTE",
+            None,
+            _parse_optional_path,
+            "cassette file that records or replays every exchange",
+        ),
+        SettingSpec(
+            "cassette_mode",
+            "COMPASS_CASSETTE_MODE",
+            "auto",
+            _parse_choice(
+                "auto",
+                "record",
+                "replay",
+                why="'record' writes every exchange to the cassette, 'replay' answers from it without "
+                "network or key, 'auto' replays a cassette that exists and records one that does not.",
+            ),
+            "record, replay, or auto (replay if the file exists)",
+        ),
+        SettingSpec(
+            "concurrency",
+            "COMPASS_CONCURRENCY",
+            8,
+            _parse_int(1, 256),
+            "requests in flight at once in cj.map and --over",
+        ),
+        SettingSpec(
+            "rpm", "COMPASS_RPM", 0, _parse_int(0, 1_000_000), "requests per minute budget of cj.map (0: none)"
+        ),
+        SettingSpec(
+            "tpm", "COMPASS_TPM", 0, _parse_int(0, 1_000_000_000), "tokens per minute budget of cj.map (0: none)"
         ),
     )
 }

@@ -93,6 +93,7 @@ class TurnControls:
     name: str | None = field(default=None, metadata=_set_with("--name"))
     client: Client | None = field(default=None, metadata=_set_with("a cj.Client with cj.chat(..., client=...)"))
     extra_body: Mapping[str, Any] | None = field(default=None, metadata=_set_with("cj.chat(..., extra_body={...})"))
+    cache: str | None = field(default=None, metadata=_set_with("--cache"))
 
     @classmethod
     def names(cls) -> frozenset[str]:

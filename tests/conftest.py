@@ -9,11 +9,16 @@ from compass_jupyter.settings import SPECS, config
 
 
 @pytest.fixture(autouse=True)
-def clean_state(monkeypatch: pytest.MonkeyPatch):
-    """Each test starts with no kernel settings, no conversation and no COMPASS_* leaking in."""
+def clean_state(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """Each test starts with no kernel settings, no conversation and no COMPASS_* leaking in.
+
+    The store of exchanges is a fresh file per test (kernels started by a test inherit it),
+    never the person's own store in their data directory.
+    """
     for spec in SPECS.values():
         if spec.env:
             monkeypatch.delenv(spec.env, raising=False)
+    monkeypatch.setenv("COMPASS_STORE", str(tmp_path_factory.mktemp("store") / "exchanges.db"))
     for name in SPECS:
         config.unset(name)
     session_module._session = None

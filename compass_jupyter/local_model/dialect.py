@@ -53,6 +53,10 @@ class LlamaCppDialect(Dialect):
         super().__init__()
         self.model_id = model_id
 
+    def route(self, url: str) -> str:
+        # The port changes with every start of the server; the model answering does not.
+        return f"local:{self.model_id}"
+
     def rewrite(self, body: dict[str, Any]) -> dict[str, Any]:
         refuse_what_smollm2_cannot_do(body)
         adapted = null_content_as_empty(body)

@@ -41,9 +41,13 @@ class CompassMagics(Magics):
 
 def load(ipython: Any) -> None:
     """Register the magics and the ``Compass`` configurable with ``ipython``."""
+    from ..store.context import set_notebook_resolver
     from .configurable import Compass
 
     unload(ipython)  # loading twice must not leave two Compass configurables behind
+    # JupyterLab and Notebook 7 name the notebook in __session__, VS Code in __vsc_ipynb_file__.
+    namespace = ipython.user_ns
+    set_notebook_resolver(lambda: namespace.get("__session__") or namespace.get("__vsc_ipynb_file__"))
     settings = Compass(parent=ipython)
     ipython.configurables.append(settings)
     ipython.register_magics(CompassMagics(ipython, settings))

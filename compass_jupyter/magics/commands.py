@@ -298,3 +298,90 @@ def _local(ctx: Context, args: list[str]) -> Any:
     message = magic_command(args)
     display.info(message)
     return None
+
+
+# -- the store of exchanges and cassettes ---------------------------------------------------
+
+
+def _log_parser() -> Any:
+    from .options import _Parser
+
+    parser = _Parser(prog="%compass log", add_help=False)
+    parser.add_argument("-q", dest="q", metavar="TEXT", help="words that occur in the prompt or the reply")
+    parser.add_argument("-m", dest="model", metavar="MODEL", help="the model asked or answering")
+    parser.add_argument("-n", dest="n", type=int, default=20, metavar="N", help="how many (default 20)")
+    parser.add_argument("--since", metavar="DATE", help="2026-11-25, 2026-11-25T14:00, today, yesterday, 2h, 3d")
+    parser.add_argument("--notebook", action="store_true", help="only this notebook's exchanges")
+    return parser
+
+
+@_command(
+    "log",
+    "log [-q TEXT] [-m MODEL] [-n N] [--since DATE] [--notebook] | log show ID",
+    "stored exchanges, newest first (full-text search); show ID: one as it was shown",
+)
+def _log(ctx: Context, args: list[str]) -> None:
+    from ..rendering.log import log_bundle
+
+    if args and args[0] == "show":
+        _log_show(args[1:])
+        return
+    from ..store.search import search
+
+    try:
+        options = _log_parser().parse_args(args)
+    except ValidationError as exc:
+        raise ValidationError(str(exc).replace("%%compass option error", "%compass log")) from None
+    rows = search(q=options.q, model=options.model, n=options.n, since=options.since, notebook=options.notebook or None)
+    asked = [f"words {options.q!r}"] if options.q else []
+    asked += [f"model {options.model}"] if options.model else []
+    asked += [f"since {options.since}"] if options.since else []
+    asked += ["this notebook"] if options.notebook else []
+    what = ", ".join(asked) or "every exchange"
+    if not rows:
+        display.info(f"No stored exchange matches ({what}).")
+        return
+    display.show(log_bundle(rows, what=f"{what} ({len(rows)} shown)"))
+
+
+def _log_show(args: list[str]) -> None:
+    from ..rendering.log import exchange_heading
+    from ..rendering.reply import reply_html_bundle
+    from ..store.search import stored_reply
+
+    if len(args) != 1 or not args[0].isdigit():
+        raise ValidationError(
+            "%compass log show needs one exchange id, e.g. %compass log show 12 (%compass log lists them)."
+        )
+    reply, row = stored_reply(int(args[0]))
+    display.info(exchange_heading(row))
+    display.show(reply_html_bundle(reply, error=row.get("error_message")))
+
+
+@_command(
+    "record",
+    "record PATH | record stop",
+    "record this kernel's exchanges into a cassette (replay: COMPASS_CASSETTE_MODE=replay)",
+)
+def _record(ctx: Context, args: list[str]) -> None:
+    from ..settings import config
+    from ..store.exchanges import forget_cassettes
+
+    if args == ["stop"]:
+        path = config.get("cassette")
+        if not path:
+            display.info("No cassette is being recorded.")
+            return
+        config.unset("cassette")
+        config.unset("cassette_mode")
+        forget_cassettes()
+        display.info(f"Stopped recording; the cassette is {path}.")
+        return
+    path = _path(args, "record")
+    config.set("cassette", path)
+    config.set("cassette_mode", "record")
+    forget_cassettes()  # a new recording starts empty, even on a path recorded before
+    display.info(
+        f"Recording every exchange of this kernel into {path} (written after each reply). "
+        "%compass record stop ends it; COMPASS_CASSETTE=PATH with COMPASS_CASSETTE_MODE=replay replays it."
+    )

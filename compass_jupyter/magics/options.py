@@ -128,6 +128,14 @@ def _build_parser() -> _Parser:
     )
     p.add_argument("--no-history", action="store_true", help="this turn neither reads nor writes the conversation")
     p.add_argument("--new", action="store_true", help="start a new conversation (keeping the system message) first")
+    p.add_argument(
+        "--cache",
+        nargs="?",
+        const="on",
+        metavar="MODE",
+        help="the replay cache for this cell: on (the default of --cache) answers an unchanged request from the "
+        "store, refresh asks again and keeps the new answer, off sends it",
+    )
     p.add_argument("-o", "--out", metavar="NAME", help="store the Reply (a list of them in compare mode) as NAME")
     p.add_argument(
         "--format",
@@ -385,6 +393,10 @@ def parse(line: str, namespace: Mapping[str, Any] | None = None) -> CellOptions:
         kwargs["history"] = False
     if args.new:
         kwargs["new"] = True
+    if args.cache is not None:
+        if args.cache.lower() not in ("on", "off", "refresh"):
+            raise ValidationError(f"--cache takes on, off or refresh (got {args.cache!r}); --cache alone means on.")
+        kwargs["cache"] = args.cache.lower()
     if args.name is not None:
         kwargs["name"] = args.name
     if args.image:

@@ -155,6 +155,10 @@ def status_html(
         items.append(f"<b>{escape(name)}</b>")
     if state is None and reply is not None:
         state = _state(reply)
+    if reply is not None and reply.cached and state not in ("streaming", "waiting"):
+        items.append(
+            f'<span class="compass-cached" style="{MUTED}" title="Answered from the store: nothing was sent">cached</span>'
+        )
     if state:
         color = _STATE_COLORS.get(state)
         style = f' style="color:{color};font-weight:600"' if color else ""

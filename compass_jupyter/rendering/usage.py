@@ -69,6 +69,7 @@ def usage_rows(turns: Sequence[Turn], total: Usage | None) -> list[list[str]]:
     rows = []
     for i, turn in enumerate(turns, 1):
         kind = turn.kind + (f" ({turn.tool_rounds} tool rounds)" if turn.tool_rounds else "")
+        kind += " (cached)" if turn.cached else ""
         timing = [_seconds(turn.ttft), _seconds(turn.total), f"{turn.tokens_per_s:.0f}" if turn.tokens_per_s else ""]
         rows.append([str(i), turn.model or "?", kind, *_tokens(turn.usage, "n/a"), *timing, _finish(turn)])
     seconds = _seconds(sum(x.total for x in turns if x.total is not None)) if turns else ""
@@ -78,7 +79,16 @@ def usage_rows(turns: Sequence[Turn], total: Usage | None) -> list[list[str]]:
 
 def _note(turns: Sequence[Turn]) -> str | None:
     unreported = sum(1 for t in turns if t.usage is None)
-    return f"{unreported} request(s) reported no usage (n/a), so the totals leave them out." if unreported else None
+    cached = sum(1 for t in turns if t.cached)
+    notes = []
+    if unreported:
+        notes.append(f"{unreported} request(s) reported no usage (n/a), so the totals leave them out.")
+    if cached:
+        notes.append(
+            f"{cached} answered from the replay cache (cached): their rows show what the original cost; "
+            "nothing was spent, so the totals leave them out."
+        )
+    return " ".join(notes) or None
 
 
 def _bar(usage: Usage, scale: int) -> str:
