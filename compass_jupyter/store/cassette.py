@@ -31,12 +31,14 @@ from typing import Any
 
 from .. import _exceptions
 from .._exceptions import APIError, CassetteError, CompassError
-from .records import canonical, request_key
+from .records import request_key
 
 __all__ = ["Cassette", "CASSETTE_FORMAT", "CASSETTE_VERSION", "recorded_error", "nearest_difference"]
 
 CASSETTE_FORMAT = "compass-jupyter/cassette"
 CASSETTE_VERSION = 1
+_MESSAGE_WEIGHT = 4.0  # a message that differs entirely counts as four differing fields
+_COMPARED = 20_000  # characters of each body compared when looking for the nearest recorded request
 _FIX = "Record it again with COMPASS_CASSETTE_MODE=record (or %compass record PATH) against a server."
 
 
@@ -93,7 +95,8 @@ class Cassette:
         if not isinstance(interactions, list):
             raise _bad(path, 'has no "interactions" list')
         for i, item in enumerate(interactions):
-            body = item.get("request", {}).get("body") if isinstance(item, dict) else None
+            request = item.get("request") if isinstance(item, dict) else None
+            body = request.get("body") if isinstance(request, dict) else None
             response = item.get("response") if isinstance(item, dict) else None
             if not isinstance(body, dict) or not isinstance(response, dict):
                 raise _bad(path, f"has an interaction ({i}) without a request body and a response")
@@ -152,12 +155,27 @@ def nearest_difference(body: dict[str, Any], recorded: list[dict[str, Any]]) -> 
     """(index of the recorded body most like ``body``, what differs in words), or None when none is recorded."""
     if not recorded:
         return None
-    wanted = canonical(body)
-    scores = [
-        difflib.SequenceMatcher(None, wanted, canonical(other), autojunk=False).quick_ratio() for other in recorded
-    ]
-    best = max(range(len(recorded)), key=lambda i: (scores[i], -i))
+    best = min(range(len(recorded)), key=lambda i: (_distance(recorded[i], body), i))
     return best, describe_difference(recorded[best], body)
+
+
+def _distance(recorded: dict[str, Any], asked: dict[str, Any]) -> float:
+    """How far apart two requests are: one per differing field, plus how much the messages' texts differ.
+
+    A notebook's cells differ mostly in their words, so text weighs more than a field: a
+    changed prompt is nearest to the request that asked nearly the same thing.
+    """
+    names = (set(recorded) | set(asked)) - {"stream", "stream_options", "messages"}
+    distance = float(sum(1 for name in names if recorded.get(name) != asked.get(name)))
+    old, new = recorded.get("messages") or [], asked.get("messages") or []
+    distance += abs(len(old) - len(new)) * _MESSAGE_WEIGHT
+    for a, b in zip(old, new):
+        if a != b:
+            # Only on a miss, over texts cut to a size that keeps the comparison quick.
+            first = json.dumps(a, sort_keys=True, default=str)[:_COMPARED]
+            second = json.dumps(b, sort_keys=True, default=str)[:_COMPARED]
+            distance += _MESSAGE_WEIGHT * (1 - difflib.SequenceMatcher(None, first, second).ratio())
+    return distance
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -103,6 +103,11 @@ COLUMNS = (
     "error_message",
 )
 _WRITTEN = COLUMNS[1:]
+_FLAGS = {"streamed": 0, "complete": 0, "incomplete": 0, "interrupted": 0}
+
+
+def _values(row: Row) -> list[Any]:
+    return [row.get(name, _FLAGS.get(name)) for name in _WRITTEN]
 
 
 Row = dict[str, Any]
@@ -218,7 +223,7 @@ class Store:
     # -- writing -------------------------------------------------------------------------
     def add(self, row: Row) -> int:
         """Insert one exchange; returns its id."""
-        values = [row.get(name) for name in _WRITTEN]
+        values = _values(row)
         marks = ", ".join("?" for _ in _WRITTEN)
         statement = f"INSERT INTO exchanges ({', '.join(_WRITTEN)}) VALUES ({marks})"
         with self._lock:
@@ -238,7 +243,7 @@ class Store:
             try:
                 connection = self._connect()
                 connection.execute("BEGIN IMMEDIATE")
-                connection.executemany(statement, ([row.get(n) for n in _WRITTEN] for row in rows))
+                connection.executemany(statement, (_values(row) for row in rows))
                 connection.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._drop()
