@@ -8,13 +8,12 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from test_magics import ok, refused, run, shell  # noqa: F401  (shell is a fixture)
 
 import compass_jupyter as cj
 from compass_jupyter.settings import config
 from compass_jupyter.store.exchanges import forget_cassettes
 from compass_jupyter.testing import Scenario, StandInServer
-
-from test_magics import ok, refused, run, shell  # noqa: F401  (shell is a fixture)
 
 
 @pytest.fixture(autouse=True)
