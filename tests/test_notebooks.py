@@ -38,6 +38,7 @@ EXPECTED = [
     "05-images-and-audio.ipynb",
     "06-compare-and-playground.ipynb",
     "07-testing-offline.ipynb",
+    "08-log-cache-and-cassettes.ipynb",
 ]
 NBVAL_COMMAND = [
     sys.executable,

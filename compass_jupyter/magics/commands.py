@@ -167,9 +167,13 @@ def _set(ctx: Context, args: list[str]) -> None:
     for name, value in parsed:
         config.set(name, value, source="%compass set")
     display.info(
-        "Set " + ", ".join(f"{name} = {config.get(name)}" for name, _ in parsed) + ".",
+        "Set " + ", ".join(f"{name} = {_shown(config.get(name))}" for name, _ in parsed) + ".",
         detail="(this kernel, until changed)",
     )
+
+
+def _shown(value: Any) -> str:
+    return "off" if value is None else str(value)
 
 
 @_command("unset", "unset NAME ...", "drop settings made in this kernel (back to the environment or default)")

@@ -13,7 +13,7 @@ from .tables import table_bundle
 
 __all__ = ["LOG_COLUMNS", "log_bundle", "exchange_heading", "local_time", "one_line"]
 
-LOG_COLUMNS = ("id", "when", "model", "prompt", "reply", "tokens", "time", "status")
+LOG_COLUMNS = ("id", "when", "model", "prompt", "reply", "tokens", "seconds", "status")
 PROMPT_WIDTH, REPLY_WIDTH = 48, 64
 
 
@@ -66,7 +66,7 @@ def log_bundle(rows: Sequence[Mapping[str, Any]], *, what: str) -> dict[str, Any
             one_line(row.get("prompt"), PROMPT_WIDTH),
             one_line(row.get("text") if row.get("text") is not None else row.get("error_message"), REPLY_WIDTH),
             _tokens(row),
-            f"{row['latency']:.2f}s" if isinstance(row.get("latency"), (int, float)) else "",
+            f"{row['latency']:.2f}" if isinstance(row.get("latency"), (int, float)) else "",
             _status(row),
         ]
         for row in rows

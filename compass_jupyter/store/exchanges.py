@@ -25,6 +25,7 @@ from typing import Any
 from .._exceptions import CassetteError, CompassError, CompassWarning, StoreError
 from ..reply import Reply
 from ..settings import config, redact_value
+from ..shapes import error_text
 from .cassette import Cassette
 from .context import SESSION_ID, notebook_path
 from .db import Store
@@ -201,7 +202,12 @@ class Passage:
             }
         elif isinstance(error, CompassError) and not isinstance(error, KeyboardInterrupt):
             status = getattr(error, "status_code", None)
-            response = {"status": status or 0, "error": {"class": type(error).__name__, "message": error.message}}
+            recorded: dict[str, Any] = {"class": type(error).__name__, "message": error.message}
+            said = getattr(error, "body", None)  # what the server sent, parsed
+            server_message = error_text(said.get("error", said) if isinstance(said, dict) else said)
+            if server_message:
+                recorded["server_message"] = server_message  # what a server replaying the cassette says
+            response = {"status": status or 0, "error": recorded}
         else:
             return  # an interrupt is the person's doing, not the server's: nothing to replay
         try:

@@ -7,7 +7,9 @@
 - :class:`Scenario` scripts what the next request(s) get: an error status, a
   given text or tool calls, a broken or oddly shaped stream.
 - ``python -m compass_jupyter.testing`` starts one from the command line and
-  prints ``COMPASS_BASE_URL=...`` (and ``COMPASS_API_KEY=...``).
+  prints ``COMPASS_BASE_URL=...`` (and ``COMPASS_API_KEY=...``);
+  ``--cassette PATH`` (``StandInServer(cassette=PATH)``) answers from a recorded
+  cassette instead (see :mod:`compass_jupyter.testing.cassette_server`).
 - The pytest fixture ``compass_server`` (in :mod:`compass_jupyter.testing.plugin`,
   loaded automatically when the package is installed) starts one per test and
   points the environment at it.

@@ -20,7 +20,9 @@ at once; then ``api-version`` (400), the JSON body (400), the model (404
 :func:`~compass_jupyter.testing.checks.validate`); then the reply (see
 :mod:`compass_jupyter.testing.content`) is sent as one JSON document or, with
 ``"stream": true``, as chunked ``text/event-stream`` (see
-:mod:`compass_jupyter.testing.stream_writer`). Each request runs in its own
+:mod:`compass_jupyter.testing.stream_writer`). A server serving a cassette
+answers from it instead, once the body is known to be a JSON object (see
+:mod:`compass_jupyter.testing.cassette_server`). Each request runs in its own
 thread, so concurrent requests are served concurrently.
 """
 
@@ -37,6 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from .cassette_server import CassetteReplay, ReplayAnswer
 from .checks import RequestProblem, validate
 from .common import dumps, error_body
 from .content import build
@@ -95,6 +98,7 @@ class StandInHost(Protocol):
     log: bool
     delay: float
     models: frozenset[str]
+    cassette: CassetteReplay | None
 
     @property
     def key(self) -> str: ...
@@ -365,6 +369,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             self._send_json(400, error_body("The request body must be a JSON object.", param=None))
             return
+        if standin.cassette is not None:
+            # The recording is the authority: the real server judged model and fields when it answered.
+            self._replay(standin.cassette.respond(body), scenario or Scenario())
+            return
         model = deployment if deployment is not None else body.get("model")
         if not isinstance(model, str) or not model:
             self._send_json(
@@ -409,6 +417,18 @@ class _Handler(BaseHTTPRequestHandler):
         # A stream_error_after fault says what a scripted 500 would.
         writer = StreamWriter(self, scenario, delay, error_event=_scripted_error(scenario, 500))
         writer.send(stream_events(completion))
+
+    def _replay(self, answer: ReplayAnswer, scenario: Scenario) -> None:
+        """Send a cassette's answer; a queued scenario's delay, quirks and faults shape its stream."""
+        if answer.events is None:
+            self._send_json(answer.status, answer.payload)
+            return
+        self._send_head(
+            answer.status,
+            {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "Transfer-Encoding": "chunked"},
+        )
+        delay = scenario.delay if scenario.delay is not None else self.standin.delay
+        StreamWriter(self, scenario, delay, error_event=_scripted_error(scenario, 500)).send(answer.events)
 
 
 def _scripted_error(scenario: Scenario, status: int) -> dict[str, Any]:

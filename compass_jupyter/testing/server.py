@@ -11,6 +11,9 @@ through real sockets, real HTTP/1.1 and real server-sent events::
         ...  # the next request gets a 429, the one after says "Hello"
         assert server.last_request.body["model"] == "gpt-4o"
 
+    with StandInServer(cassette="run.json") as server:   # answers from a recorded cassette
+        ...
+
 This module holds the server's life cycle and what tests look at: the
 recorded requests and the queue of scenarios. The routes and the order in
 which a chat request is checked and answered are in
@@ -19,6 +22,7 @@ which a chat request is checked and answered are in
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import warnings
@@ -27,6 +31,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..catalog import MODELS
+from .cassette_server import CassetteReplay
 from .guard import ExposedServerWarning, exposure_message, is_loopback_host
 from .handler import StandInHTTPServer, StandInHTTPServerV6
 from .recording import RecordedRequest
@@ -47,6 +52,11 @@ class StandInServer:
     as long as its stream would take); it may be changed while the server runs.
     ``models``: the accepted model ids (default: :data:`DEFAULT_MODELS`).
     ``log``: print one line per request on stderr.
+    ``cassette``: the path of a cassette recorded by compass_jupyter; every chat
+    request is then answered with what it recorded, on either route (see
+    :mod:`compass_jupyter.testing.cassette_server`: a request it lacks is a 400
+    naming the nearest recorded one); ``models`` does not apply. The file is
+    read here: a missing or unreadable one raises :class:`~compass_jupyter.CassetteError`.
     A non-loopback ``host`` lets other machines in: it warns (``ExposedServerWarning``).
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
@@ -62,7 +72,10 @@ class StandInServer:
         models: Iterable[str] | None = None,
         *,
         log: bool = False,
+        cassette: str | os.PathLike[str] | None = None,
     ) -> None:
+        # First, so that a cassette that cannot be read fails before anything else happens.
+        self.cassette: CassetteReplay | None = CassetteReplay(cassette) if cassette is not None else None
         self.host = host
         self.port = port
         self._key = secrets.token_urlsafe(24) if key is None else key
@@ -117,7 +130,8 @@ class StandInServer:
 
     def __repr__(self) -> str:
         state = "running" if self._httpd is not None else "stopped"
-        return f"<StandInServer {self.host}:{self.port} {state}>"
+        replaying = f" replaying {str(self.cassette.path)!r}" if self.cassette is not None else ""
+        return f"<StandInServer {self.host}:{self.port} {state}{replaying}>"
 
     # -- what tests look at
 
