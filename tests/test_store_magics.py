@@ -144,3 +144,16 @@ def test_a_notebook_recorded_once_replays_in_a_kernel_with_no_server_and_no_key(
     NotebookClient(second, timeout=60, kernel_name="python3").execute()
     assert _texts(second) == _texts(first) and len(_texts(first)) >= 3
     assert "Stand-in" in Path(path).read_text()
+
+
+def test_a_tool_round_is_listed_by_its_question_and_shown_with_its_result(shell, compass_server):
+    ok(shell, "def weather(city: str) -> str:\n    'The weather in a city.'\n    return 'sunny in ' + city")
+    compass_server.enqueue(Scenario(tool_calls=[{"name": "weather", "arguments": {"city": "Paris"}}]))
+    ok(shell, "%%compass --tools weather\nWhat is the weather in Paris?")
+    listing = ok(shell, "%compass log").text
+    rows = [line for line in listing.splitlines() if "What is the weather in Paris?" in line]
+    assert len(rows) == 2  # both requests of the turn are listed by the question, not the tool's output
+    assert any("→ weather" in line and "Paris" in line for line in rows), listing
+    shown = ok(shell, "%compass log show 1").text
+    assert 'weather({"city": "Paris"}) -> sunny in Paris' in shown
+    assert ok(shell, "%compass log -q weather -n 5").text.count("What is the weather") == 2

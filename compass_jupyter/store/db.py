@@ -301,6 +301,12 @@ class Store:
         parameters.append(query.limit)
         return self._read(f"SELECT * FROM exchanges {clause} ORDER BY id DESC LIMIT ?", parameters)
 
+    def following(self, exchange_id: int, session: str | None, limit: int = 8) -> list[Row]:
+        """The next exchanges of the same kernel run (a tool round's results are in the next request)."""
+        return self._read(
+            "SELECT * FROM exchanges WHERE id > ? AND session IS ? ORDER BY id LIMIT ?", (exchange_id, session, limit)
+        )
+
     def count(self) -> int:
         return int(self._read("SELECT count(*) AS n FROM exchanges")[0]["n"])
 

@@ -106,25 +106,39 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _prompt(body: dict[str, Any]) -> str:
-    """The last message's text: what this request asked (the history before it is in ``request``)."""
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return ""
-    content = messages[-1].get("content") if isinstance(messages[-1], dict) else None
+def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict) and part.get("text"))
+    return ""
+
+
+def _prompt(body: dict[str, Any]) -> str:
+    """The last user message's text: what this request asked (a tool round asks the same question)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return _text_of(message.get("content"))
     return ""
 
 
 def _first_text(doc: Any) -> str | None:
-    """The first choice's text as stored (scrubbed), for the listing and the search index."""
+    """The first choice's text as stored (scrubbed), for the listing and the search index.
+
+    A reply that only calls tools reads as its calls, ``→ weather({"city": "Paris"})``.
+    """
     try:
-        return str(doc["choices"][0]["message"]["content"] or "")
+        message = doc["choices"][0]["message"]
     except (TypeError, KeyError, IndexError):
         return None
+    text = str(message.get("content") or "")
+    calls = message.get("tool_calls") or []
+    if not text and calls:
+        text = " ".join(f"→ {c['function']['name']}({c['function']['arguments']})" for c in calls)
+    return text
 
 
 class Passage:

@@ -145,6 +145,8 @@ def stored_reply(exchange_id: int) -> tuple[Reply, Row]:
             raise StoreError(
                 f"The stored reply of exchange {exchange_id} in {store_path()} cannot be read (the row was edited?)."
             ) from None
+    if reply.first.tool_calls:
+        _fill_tool_results(store, reply, row)
     reply.incomplete = bool(row.get("incomplete"))
     reply.interrupted = bool(row.get("interrupted"))
     reply.latency.ttft = row.get("ttft")
@@ -153,3 +155,19 @@ def stored_reply(exchange_id: int) -> tuple[Reply, Row]:
     if row.get("error_message"):
         reply.error = row["error_message"]
     return reply, row
+
+
+def _fill_tool_results(store: Any, reply: Reply, row: Row) -> None:
+    """What each tool call returned, from the next request of the same run (which sent the results)."""
+    wanted = {call.id: call for call in reply.first.tool_calls if call.id}
+    for later in store.following(row["id"], row.get("session")):
+        try:
+            messages = json.loads(later["request"]).get("messages") or []
+        except (json.JSONDecodeError, TypeError, AttributeError):
+            continue
+        for message in messages:
+            if isinstance(message, dict) and message.get("role") == "tool" and message.get("tool_call_id") in wanted:
+                call = wanted.pop(message["tool_call_id"])
+                call.content = call.result = message.get("content")
+        if not wanted:
+            return
