@@ -175,8 +175,23 @@ class Client:
 
         ``need_key=False`` skips the key check (a cassette being replayed answers without one).
         """
+        url, _asked, sent, warnings = self._build(messages, model=model, stream=stream, extra_body=extra_body, **fields)
+        if need_key:
+            self._key()  # a missing key is a ConfigError before anything is sent
+        return url, sent, warnings
+
+    def _build(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        model: str | None = None,
+        stream: bool = True,
+        extra_body: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> tuple[str, dict[str, Any], dict[str, Any], list[str]]:
+        """(url, the body as asked, the body in the server's dialect, warnings); nothing is sent."""
         model = model or self.model
-        body, warnings = build_body(
+        asked, warnings = build_body(
             model=model,
             messages=messages,
             stream=stream,
@@ -184,10 +199,8 @@ class Client:
             strict=bool(self.setting("strict")),
             extra_body=extra_body,
         )
-        if need_key:
-            self._key()  # a missing key is a ConfigError before anything is sent
         self.dialect.serving(self.base_url)
-        return self.url_for(model), self.dialect.adapt(body), warnings
+        return self.url_for(model), asked, self.dialect.adapt(asked), warnings
 
     def _call(
         self, messages: list[dict[str, Any]], on_delta: Observer | None, cache: str | None, **prepared: Any
@@ -195,8 +208,8 @@ class Client:
         """Validate and build the request (warning about what needs it) for chat/achat's loop."""
         from .store.exchanges import Passage
 
-        url, body, warnings = self.prepare(messages, need_key=False, **prepared)
-        passage = Passage(route=self.dialect.route(url), body=body, cache=_cache_mode(cache))
+        url, asked, body, warnings = self._build(messages, **prepared)
+        passage = Passage(route=self.dialect.route(url), body=body, asked=asked, cache=_cache_mode(cache))
         if not passage.replaying:
             self._key()  # a missing key is a ConfigError before anything is sent
         for message in warnings:

@@ -455,3 +455,24 @@ def test_a_stored_reply_reads_back_equal_streamed_or_not(compass_server):
             (t.name, t.arguments) for t in original.tool_calls
         ]
         assert rebuilt.usage.total_tokens == original.usage.total_tokens and rebuilt.model == original.model
+
+
+def test_a_cassette_matches_what_was_asked_not_a_servers_dialect(tmp_path):
+    from compass_jupyter.dialect import Dialect
+
+    class Renaming(Dialect):
+        """A server that serves every request with its own model, as the local model's does."""
+
+        def rewrite(self, body: dict[str, Any]) -> dict[str, Any]:
+            return {**body, "model": "gpt-4o-mini"}
+
+    path = tmp_path / "local.json"
+    config.set("cassette", str(path))
+    config.set("cassette_mode", "record")
+    with StandInServer() as server:
+        recorded = cj.Client(base_url=server.base_url, api_key=server.key, dialect=Renaming()).chat(USER)
+        assert server.requests[-1].body["model"] == "gpt-4o-mini"
+    forget_cassettes()
+    config.set("cassette_mode", "replay")
+    replayed = cj.Client(api_key="unused-key-1234").chat(USER)  # asks gpt-4o, with no dialect of its own
+    assert replayed.text == recorded.text and replayed.model == recorded.model

@@ -144,8 +144,14 @@ def _first_text(doc: Any) -> str | None:
 class Passage:
     """One request: the cache and cassette asked before it is sent, the store told after."""
 
-    def __init__(self, *, route: str, body: dict[str, Any], cache: str | None = None) -> None:
+    def __init__(
+        self, *, route: str, body: dict[str, Any], asked: dict[str, Any] | None = None, cache: str | None = None
+    ) -> None:
+        # ``body`` is what goes to the server (in its dialect), ``asked`` the request before the dialect
+        # rewrote it: cassettes match what was asked, so one recorded against the local model's
+        # server replays for a kernel talking to any other.
         self.route, self.body = route, body
+        self.asked = asked if asked is not None else body
         self.cache = cache or config.get("cache")
         self.cassette = current_cassette()
         self.started = time.perf_counter()
@@ -167,7 +173,7 @@ class Passage:
     def answer(self) -> tuple[dict[str, Any], str] | None:
         """(recorded response, 'cassette' or 'cache') to answer from instead of sending, or None."""
         if self.cassette is not None and self.cassette.mode == "replay":
-            return self.cassette.answer(self.body), "cassette"
+            return self.cassette.answer(self.asked), "cassette"
         if self.cache != "on":
             return None
         try:
@@ -193,7 +199,7 @@ class Passage:
         body = redact_value(self.body)
         doc = redact_value(completion_doc(reply)) if reply is not None and reply.choices else None
         if self.cassette is not None and self.cassette.mode == "record":
-            self._record(body, reply, doc, error, complete)
+            self._record(redact_value(self.asked), reply, doc, error, complete)
         try:
             store = current_store()
             if store is not None:
