@@ -21,6 +21,10 @@ import httpx
 
 __all__ = ["Options", "StandInProcess", "environment", "median", "parse_options", "ratio", "table"]
 
+# Benchmark turns never go into the person's own store of exchanges (store.py measures the store itself,
+# with settings of its own that take precedence over this).
+os.environ["COMPASS_STORE"] = "off"
+
 TOKENS = 5000  # the length of the streamed reply in the rendering tables (streaming.py has its own sizes)
 
 
@@ -48,13 +52,13 @@ def parse_options(argv: Sequence[str] | None, prog: str, *, only: bool = False) 
         parser.add_argument(
             "--only",
             action="append",
-            choices=["streaming", "accumulation", "rendering"],
+            choices=["streaming", "accumulation", "rendering", "store", "local_model"],
             help="run only this benchmark (repeatable)",
         )
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be 1 or more")
-    chosen = list(getattr(args, "only", None) or ["streaming", "accumulation", "rendering"])
+    chosen = list(getattr(args, "only", None) or ["streaming", "accumulation", "rendering", "store", "local_model"])
     return Options(quick=args.quick, repeat=args.repeat), chosen
 
 

@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--repeat N] [--only streaming|accumulation|rendering]``: print every table."""
+"""``python -m benchmarks [--quick] [--repeat N] [--only streaming|accumulation|rendering|store|local_model]``: print every table."""
 
 from __future__ import annotations
 
@@ -27,6 +27,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import rendering
 
         rendering.run(options, out=lambda text: print(text, flush=True))
+    if "store" in chosen:
+        from . import store
+
+        store.run(options, out=lambda text: print(text, flush=True))
+    if "local_model" in chosen:
+        from . import local_model
+
+        print(flush=True)
+        local_model.run(options, out=lambda text: print(text, flush=True))
     print(f"(benchmarks took {time.perf_counter() - started:.0f} s)")
     return 0
 

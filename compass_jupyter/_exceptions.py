@@ -19,6 +19,9 @@
 
 Warnings (an unknown model id, a parameter the reference reserves for other
 models) are issued as :class:`CompassWarning` and the request is sent anyway.
+What a server does differently from what was asked, when that is expected (the
+local model answering, two choices sent as two requests), is a
+:class:`CompassNotice`: information, which the magics show as a quiet line.
 
 An error raised while a reply was arriving carries what had arrived as
 ``exc.reply`` (a :class:`~compass_jupyter.reply.Reply` marked ``incomplete``).
@@ -51,6 +54,7 @@ __all__ = [
     "APITimeoutError",
     "StreamError",
     "CompassWarning",
+    "CompassNotice",
 ]
 
 
@@ -146,3 +150,7 @@ class StreamError(APIError):
 
 class CompassWarning(UserWarning):
     """A request that is sent anyway but may not do what was meant (unknown model, reserved parameter)."""
+
+
+class CompassNotice(CompassWarning):
+    """Information about where or how a reply comes (not a problem): the magics show it as a quiet line."""

@@ -15,8 +15,10 @@ from typing import Any, Mapping
 
 __all__ = [
     "AUDIO_FORMATS",
+    "MARKS",
     "MODELS",
     "ModelInfo",
+    "NOT_DOCUMENTED",
     "RESERVED_PARAMS",
     "VOICES",
     "get",
@@ -262,12 +264,22 @@ def reserved_param_problems(model: str, fields: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+# What each mark of ``%compass models`` means: the table says what the reference documents, and
+# a mark for "not said" keeps that apart from "no" (the model may well do it; nobody wrote so).
+NOT_DOCUMENTED = "—"
+MARKS: dict[str, str] = {
+    "yes": "the reference documents it for this model",
+    "no": "the reference says this model does not",
+    NOT_DOCUMENTED: "not documented for this model (it may work: try it)",
+}
+
+
 def _flag(value: bool | None) -> str:
-    return {True: "yes", False: "no", None: "?"}[value]
+    return {True: "yes", False: "no", None: NOT_DOCUMENTED}[value]
 
 
 def table() -> list[dict[str, str]]:
-    """One row per model for ``%compass models`` ("?" where the documentation is silent)."""
+    """One row per model for ``%compass models`` (marks as in :data:`MARKS`)."""
     return [
         {
             "id": info.id,

@@ -15,7 +15,7 @@ import json
 import random
 import time
 import warnings as _warnings
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple
 
 import httpx
 
@@ -24,9 +24,11 @@ from ._exceptions import (
     BadRequestError,
     CassetteError,
     CompassError,
+    CompassNotice,
     CompassWarning,
     StreamError,
 )
+from .choices import Choices
 from .dialect import Dialect
 from .http_errors import (
     Failure,
@@ -173,10 +175,12 @@ class Client:
     ) -> tuple[str, dict[str, Any], list[str]]:
         """Validate and build (url, body in the server's dialect, warnings) without sending anything.
 
-        ``need_key=False`` skips the key check (a cassette being replayed answers without one).
+        ``need_key=False`` skips the key check; a cassette being replayed answers without one too.
         """
+        from .store.exchanges import replaying_cassette
+
         url, _asked, sent, warnings = self._build(messages, model=model, stream=stream, extra_body=extra_body, **fields)
-        if need_key:
+        if need_key and not replaying_cassette():
             self._key()  # a missing key is a ConfigError before anything is sent
         return url, sent, warnings
 
@@ -200,7 +204,8 @@ class Client:
             extra_body=extra_body,
         )
         self.dialect.serving(self.base_url)
-        return self.url_for(model), asked, self.dialect.adapt(asked), warnings
+        # What the server will do differently from what was asked, one line each, with the warnings.
+        return self.url_for(model), asked, self.dialect.adapt(asked), warnings + self.dialect.notices(asked)
 
     def _call(
         self, messages: list[dict[str, Any]], on_delta: Observer | None, cache: str | None, **prepared: Any
@@ -212,8 +217,10 @@ class Client:
         passage = Passage(route=self.dialect.route(url), body=body, asked=asked, cache=_cache_mode(cache))
         if not passage.replaying:
             self._key()  # a missing key is a ConfigError before anything is sent
+        notices = set(self.dialect.notices(asked))  # expected differences: information, not problems
         for message in warnings:
-            _warnings.warn(message, CompassWarning, stacklevel=3)  # the caller of chat/achat
+            kind = CompassNotice if message in notices else CompassWarning
+            _warnings.warn(message, kind, stacklevel=3)  # the caller of chat/achat
         return _Call(self, url, body, warnings, on_delta, passage)
 
     # -- sync ---------------------------------------------------------------------------
@@ -253,10 +260,16 @@ class Client:
         ``cache`` setting): 'on' answers a request identical to a stored complete
         one from the store. A cassette being replayed answers every request.
         """
-        call = self._call(messages, on_delta, cache, model=model, stream=stream, extra_body=extra_body, **fields)
+        prepared: dict[str, Any] = dict(model=model, stream=stream, extra_body=extra_body, **fields)
+        call = self._call(messages, on_delta, cache, **prepared)
         replayed = call.replayed()
         if replayed is not None:
             return replayed
+        split = Choices.needed(call, messages, prepared)
+        return split.run(self._send) if split is not None else self._send(call)
+
+    def _send(self, call: _Call) -> Reply:
+        """Every attempt of one request, until a reply or an error."""
         while True:
             step = self._attempt(call)
             if step.reply is not None:
@@ -313,10 +326,16 @@ class Client:
         **fields: Any,
     ) -> Reply:
         """The async twin of :meth:`chat`; cancelling the task closes the connection."""
-        call = self._call(messages, on_delta, cache, model=model, stream=stream, extra_body=extra_body, **fields)
+        prepared: dict[str, Any] = dict(model=model, stream=stream, extra_body=extra_body, **fields)
+        call = self._call(messages, on_delta, cache, **prepared)
         replayed = call.replayed()
         if replayed is not None:
             return replayed
+        split = Choices.needed(call, messages, prepared)
+        return await (split.arun(self._asend) if split is not None else self._asend(call))
+
+    async def _asend(self, call: _Call) -> Reply:
+        """The async twin of :meth:`_send`."""
         while True:
             step = await self._aattempt(call)
             if step.reply is not None:
@@ -428,6 +447,8 @@ class _Call:
         self.attempts = int(client.setting("max_retries")) + 1
         self.failures = 0
         self.accumulator: Accumulator | None = None
+        # Replaced for a part of a request split into choices (compass_jupyter.choices).
+        self.make_accumulator: Callable[[Reply, Observer | None], Accumulator] = client._accumulator
         self.reader: EventReader | None = None
         self.received = self.given_http = False
 
@@ -436,7 +457,7 @@ class _Call:
         """A fresh reply for the next attempt, and the keyword arguments of its ``stream(...)`` call."""
         client = self.client
         reply = Reply(model=self.body.get("model"), request=self.body, warnings=list(self.warnings))
-        self.accumulator = client._accumulator(reply, self.on_delta)
+        self.accumulator = self.make_accumulator(reply, self.on_delta)
         self.reader, self.received, self.given_http = None, False, given_http
         return {
             "method": "POST",
@@ -537,7 +558,7 @@ class _Call:
         if "completion" not in response:
             raise self.client._scrub_error(recorded_error(response, self.passage.cassette))
         reply = Reply(model=self.body.get("model"), request=self.body, warnings=list(self.warnings), source=source)
-        accumulator = self.client._accumulator(reply, self.on_delta)
+        accumulator = self.make_accumulator(reply, self.on_delta)
         try:
             if self.body.get("stream"):
                 # Replayed as a stream, so live views show it arriving as they would from a server.

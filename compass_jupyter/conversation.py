@@ -39,7 +39,7 @@ from .turn import (
 __all__ = ["Session", "Turn", "Cancelled", "session", "default_client", "chat"]
 
 EXPORT_FORMAT = "compass-jupyter/conversation"
-_USAGE_COUNTS = tuple(f.name for f in dataclass_fields(Usage) if f.name != "raw")
+_USAGE_COUNTS = tuple(f.name for f in dataclass_fields(Usage) if f.name not in ("raw", "counted"))
 _API_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
 
 
@@ -100,6 +100,8 @@ class Turn:
 
         usage = data.get("usage")
         counts: dict[str, Any] = {k: count(usage.get(k)) for k in _USAGE_COUNTS} if isinstance(usage, dict) else {}
+        if isinstance(usage, dict):
+            counts["counted"] = usage.get("counted") is True  # counted by the client, not reported
         return cls(
             model=text("model"),
             usage=Usage(**counts) if isinstance(usage, dict) else None,

@@ -9,15 +9,24 @@ request once more with ``""`` there and the dialect remembers it for the next on
 
 A subclass describes a server known in advance (the local llama.cpp server's is
 :class:`compass_jupyter.local_model.dialect.LlamaCppDialect`) by overriding
-:meth:`Dialect.rewrite`. Nothing here is shared between clients: a quirk learned
-by one client's dialect changes no other client's requests.
+:meth:`Dialect.rewrite`, and says what it does differently from what was asked
+in :meth:`Dialect.notices` (one line each, shown with the reply). It also says
+what the client must do around it: ``max_choices`` (a server that gives fewer
+choices per request than ``n`` asks for gets one request per choice, merged into
+one reply) and ``sole_model`` (a server that answers every request with the same
+model, whatever id the request names). Nothing here is shared between clients: a
+quirk learned by one client's dialect changes no other client's requests.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-__all__ = ["Dialect", "null_content_as_empty"]
+__all__ = ["Dialect", "choice_seeds", "null_content_as_empty"]
+
+# The seed of the first of n requests standing in for one request of n choices when none was
+# asked for: fixed, so the choices repeat when the cell runs again (a seed is asked for anyway).
+FIRST_SEED = 0
 
 
 def has_null_assistant_content(body: Mapping[str, Any]) -> bool:
@@ -33,6 +42,21 @@ def null_content_as_empty(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "messages": messages}
 
 
+def choice_seeds(body: Mapping[str, Any], n: int) -> list[int]:
+    """The seeds of the ``n`` requests that stand in for one request of ``n`` choices.
+
+    The seed asked for (``random_seed``, or ``seed`` sent through ``extra_body``) and the
+    next ones, so each choice differs and all repeat; :data:`FIRST_SEED` and on without one.
+    """
+    seed = body.get("random_seed", body.get("seed"))
+    first = seed if isinstance(seed, int) and not isinstance(seed, bool) else FIRST_SEED
+    return list(range(first, first + n))
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    return ", ".join(map(str, seeds)) if len(seeds) <= 4 else f"{seeds[0]} to {seeds[-1]}"
+
+
 class Dialect:
     """The request shape one server understands; subclasses override :meth:`rewrite`.
 
@@ -43,6 +67,11 @@ class Dialect:
     """
 
     name = "openai"
+    # How many choices one request can give. A server that gives fewer than ``n`` asks for is sent
+    # one request per choice (successive seeds) and the answers are merged: compass_jupyter.choices.
+    max_choices: int | None = None  # None: as many as asked
+    # The model that answers every request whatever id it names (a local server), else None.
+    sole_model: str | None = None
 
     def __init__(self) -> None:
         self.null_content_as_empty = False
@@ -59,6 +88,21 @@ class Dialect:
         cannot do, before anything is sent.
         """
         return body
+
+    def notices(self, body: dict[str, Any]) -> list[str]:
+        """One line each for what this server will do differently from the validated ``body`` (default: nothing).
+
+        They travel with the request's warnings: shown before the reply and kept on ``reply.warnings``.
+        The default names only what the client does for it: several choices as several requests.
+        """
+        n = body.get("n")
+        if self.max_choices is None or not isinstance(n, int) or n <= self.max_choices:
+            return []
+        most = "one choice" if self.max_choices == 1 else f"at most {self.max_choices} choices"
+        return [
+            f"This server gives {most} per request, so the {n} choices are {n} requests "
+            f"with seeds {_seeds_text(choice_seeds(body, n))}."
+        ]
 
     def route(self, url: str) -> str:
         """Where a request goes, as the store names it: requests to different servers never share a cached answer."""

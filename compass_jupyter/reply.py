@@ -78,7 +78,13 @@ def pcm16_to_wav(pcm: bytes, *, rate: int = PCM16_RATE, channels: int = 1) -> by
 
 @dataclass
 class Usage:
-    """Token counts as the server reported them; a detail it did not send stays None."""
+    """Token counts as the server reported them; a detail it did not send stays None.
+
+    ``counted`` is True when the server reported no usage and the client counted it
+    instead (see :meth:`compass_jupyter.stream.Accumulator.finish`): the completion
+    tokens from what the stream carried, the prompt tokens by an estimate. Such counts
+    are shown marked ("≈ ... counted, not reported"), never as the server's own.
+    """
 
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -88,6 +94,11 @@ class Usage:
     audio_tokens: int | None = None
     prompt_audio_tokens: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    counted: bool = False
+
+    def __post_init__(self) -> None:
+        # Read back from an exported conversation, an absent or unreadable mark is "reported".
+        self.counted = self.counted is True
 
     def __add__(self, other: Usage | None) -> Usage:
         if other is None:
@@ -104,6 +115,8 @@ class Usage:
             cached_tokens=add(self.cached_tokens, other.cached_tokens),
             audio_tokens=add(self.audio_tokens, other.audio_tokens),
             prompt_audio_tokens=add(self.prompt_audio_tokens, other.prompt_audio_tokens),
+            # A sum with one counted part is itself partly counted, so it is shown as such.
+            counted=bool(self.counted or other.counted),
         )
 
     @staticmethod
@@ -121,6 +134,8 @@ class Usage:
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
     def summary(self) -> str:
+        """``12 in · 30 out · 42 total``; counted usage reads ``≈ 12 in · 30 out · 42 total (counted, not reported)``."""
+
         def shown(value: int | None) -> str:
             return "?" if value is None else str(value)
 
@@ -131,7 +146,12 @@ class Usage:
         ]
         extra = {k.replace("_tokens", "").replace("_", " "): v for k, v in self.details().items() if v}
         parts += [f"{v} {k}" for k, v in extra.items()]
-        return " · ".join(parts)
+        line = " · ".join(parts)
+        if not self.counted:
+            return line
+        from .rendering.status import COUNTED_MARK, COUNTED_WORDS  # the one wording of every form
+
+        return f"{COUNTED_MARK} {line} ({COUNTED_WORDS})"
 
 
 @dataclass

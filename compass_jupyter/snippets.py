@@ -14,6 +14,9 @@ Why the cell looks the way it does:
 - A field without an option of its own goes through ``--param key=JSON``.
 - The option line is one line, so a system message with line breaks cannot be on
   it: :func:`magic_cells` then puts it in a Python cell to run first.
+- The local model's id is written as the Compass model it stands in for
+  (:func:`compass_jupyter.local_model.compass_model`): Compass does not know the
+  local id, and a cell without a key runs on the local model whatever it names.
 """
 
 from __future__ import annotations
@@ -169,7 +172,15 @@ def _options(fields: Mapping[str, Any]) -> list[str]:
 
 
 def _models(model: str | Sequence[str]) -> list[str]:
-    return [model] if isinstance(model, str) else list(model)
+    """The models to write: the local model's id becomes the Compass model it stands in for."""
+    from .local_model.server import LOCAL_MODEL_ID
+
+    models = [model] if isinstance(model, str) else list(model)
+    if LOCAL_MODEL_ID in models:
+        from .local_model import compass_model
+
+        models = [compass_model() if m == LOCAL_MODEL_ID else m for m in models]
+    return models
 
 
 def _body(message: str) -> str:

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from . import shapes
 from ._exceptions import StreamError
+from .counting import counted_usage
 from .reply import Audio, Choice, Reply, TokenLogprob, ToolCall, Usage, append
 from .shapes import ShapeError
 
@@ -71,7 +72,9 @@ class _AudioBuffer:
 def _usage(value: Any, path: str, warnings: list[str]) -> Usage | None:
     """Usage is informational: a field of the wrong type is dropped with a warning, the reply kept."""
     if value is not None and not isinstance(value, dict):
-        _warn_once(warnings, f"The server sent {path} as {shapes.describe(value)}; usage is shown as not reported.")
+        _warn_once(
+            warnings, f"The server sent {path} as {shapes.describe(value)}; usage is counted from the reply instead."
+        )
         return None
     if not value:
         return None
@@ -101,6 +104,8 @@ def _usage(value: Any, path: str, warnings: list[str]) -> Usage | None:
         audio_tokens=count(completion, "audio_tokens", f"{path}.completion_tokens_details"),
         prompt_audio_tokens=count(prompt, "audio_tokens", f"{path}.prompt_tokens_details"),
         raw=data,
+        # Not a server's field: a record of usage this client counted (Usage.counted) keeps the mark.
+        counted=data.get("counted") is True,
     )
 
 
@@ -170,6 +175,7 @@ class Accumulator:
         self.first_token_at: float | None = None
         self.content_events = 0
         self.chunk_count = 0
+        self.whole = False  # one whole completion (not streamed): its pieces cannot be counted
         self.chunks: list[dict[str, Any]] | None = [] if keep_raw else None
         self._audio: dict[int, _AudioBuffer] = {}
         self._calls: dict[tuple[int, int], ToolCall] = {}
@@ -178,6 +184,13 @@ class Accumulator:
         audio_request = reply.request.get("audio")
         audio_format = audio_request.get("format") if isinstance(audio_request, dict) else None
         self._audio_format = audio_format if isinstance(audio_format, str) else "pcm16"
+
+    def _first_token(self) -> None:
+        # The one measurement of the time to the first token: set on the reply the moment the
+        # token arrives, so a live status line shows the number the finished reply keeps
+        # (a view timing it from its own start would count the set-up before the request too).
+        self.first_token_at = time.perf_counter()
+        self.reply.latency.ttft = self.first_token_at - self.started
 
     # -- streamed -------------------------------------------------------------
     def feed(self, chunk: dict[str, Any]) -> None:
@@ -222,7 +235,7 @@ class Accumulator:
             append(choice, "text", text)
             self.content_events += 1
             if self.first_token_at is None:
-                self.first_token_at = time.perf_counter()
+                self._first_token()
         if self.observers:
             self._publish(Delta(reply=reply, choice=0, text=text))
         return True
@@ -313,7 +326,7 @@ class Accumulator:
         if delta.text or delta.tool_call or delta.audio or delta.transcript or delta.reasoning:
             self.content_events += 1
             if self.first_token_at is None:
-                self.first_token_at = time.perf_counter()
+                self._first_token()
         return delta
 
     def _read_audio_delta(self, choice: Choice, audio: dict[str, Any], delta: Delta, path: str) -> None:
@@ -366,6 +379,7 @@ class Accumulator:
     def feed_completion(self, data: dict[str, Any]) -> None:
         """Apply one whole (non-streamed) chat.completion; a wrong shape is a StreamError."""
         self.chunk_count += 1
+        self.whole = True
         if self.chunks is not None:
             self.reply.raw = data
         try:
@@ -373,7 +387,7 @@ class Accumulator:
         except _READ_ERRORS as exc:
             raise self._malformed(exc, "an answer") from None
         if self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
+            self._first_token()
         for choice in self.reply.choices:
             self._publish(
                 Delta(reply=self.reply, choice=choice.index, text=choice.text, finish_reason=choice.finish_reason)
@@ -476,6 +490,9 @@ class Accumulator:
                 choice.audio.data, choice.audio.transcript  # noqa: B018
         if self.chunks and reply.raw is None:
             reply.raw = self.chunks
+        if reply.usage is None and self.chunk_count:
+            # The server reported none (llama.cpp never does in a stream): count what arrived.
+            reply.usage = counted_usage(reply, self.content_events, whole=self.whole)
         ttft = None if self.first_token_at is None else self.first_token_at - self.started
         total = now - self.started
         generated = reply.usage.completion_tokens if reply.usage and reply.usage.completion_tokens else None

@@ -1,13 +1,22 @@
-"""Re-run the tutorial notebooks against a fresh stand-in Compass server and save their outputs.
+"""Re-run the tutorial notebooks and save their outputs; ``--record`` records their cassettes first.
 
-    python scripts/execute_notebooks.py                       # every notebooks/*.ipynb
+    python scripts/execute_notebooks.py                       # every notebooks/*.ipynb, from the cassettes
     python scripts/execute_notebooks.py notebooks/04-tools.ipynb
+    python scripts/execute_notebooks.py --record              # ask the models again (see below)
+    COMPASS_API_KEY=... python scripts/execute_notebooks.py --record --recorder compass   # Compass's answers
 
 Each notebook runs top to bottom in its own kernel, with ``notebooks/`` as the
-working directory and the environment of ``tests/nbval/conftest.py`` (one
-stand-in server on 127.0.0.1 with the fixed notebook key, every other
-``COMPASS_*`` variable removed), so the saved outputs are exactly what the nbval
-check expects. Widget views are left out of the saved outputs (see
+working directory and the environment of ``tests/nbval/conftest.py``: it replays
+its cassette (``notebooks/cassettes/<name>.json``), or talks to one stand-in
+server on 127.0.0.1 for the tutorials about the stand-in itself; every other
+``COMPASS_*`` variable is removed. So the saved outputs are exactly what the
+nbval check expects.
+
+``--record`` first runs each notebook with its cassette in record mode against
+what answers it: the local model for most (``[local]`` extra; no key), the
+stand-in for the tutorials the local model cannot answer (images, speech), or,
+with ``--recorder compass`` and a key, Compass for all of them. Then the replay run
+saves the outputs. Widget views are left out of the saved outputs (see
 ``_without_widget_views``). A cell that raises stops the run with its error,
 unless the cell is tagged ``raises-exception`` (a deliberate error the tutorial
 shows). The file is written only when every cell ran.
@@ -41,8 +50,8 @@ def _nbval_conftest() -> ModuleType:
     return module
 
 
-def execute(path: Path, *, timeout: int = 300) -> float:
-    """Run one notebook in place; returns the seconds it took."""
+def execute(path: Path, *, timeout: int = 300, save: bool = True) -> float:
+    """Run one notebook (in place when ``save``); returns the seconds it took."""
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
@@ -56,6 +65,8 @@ def execute(path: Path, *, timeout: int = 300) -> float:
     started = time.monotonic()
     client.execute()
     took = time.monotonic() - started
+    if not save:
+        return took
     nb.metadata.pop("widgets", None)  # state saved by an earlier run
     for cell in nb.cells:
         if cell.cell_type == "code":
@@ -86,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: notebooks/*.ipynb)")
     parser.add_argument("--timeout", type=int, default=300, help="seconds a single cell may take (default 300)")
+    parser.add_argument("--record", action="store_true", help="record the cassettes first (each tutorial's recorder)")
+    parser.add_argument(
+        "--recorder",
+        choices=["local", "stand-in", "compass"],
+        help="with --record: record every tutorial with this one (compass needs COMPASS_API_KEY)",
+    )
     args = parser.parse_args(argv)
     paths = [p.resolve() for p in args.notebooks] or sorted(NOTEBOOKS.glob("*.ipynb"))
     missing = [str(p) for p in paths if not p.is_file()]
@@ -94,17 +111,30 @@ def main(argv: list[str] | None = None) -> int:
 
     conftest = _nbval_conftest()
     failed = 0
-    with conftest.stand_in_environment() as server:
-        print(f"stand-in server at {server.base_url}", flush=True)
-        for path in paths:
-            server.reset()  # each notebook sees a server with nothing queued
-            try:
-                took = execute(path, timeout=args.timeout)
-            except CellExecutionError as exc:
-                failed += 1
-                print(f"FAILED {path.name} (not saved):\n{exc}", file=sys.stderr, flush=True)
-                continue
-            print(f"saved  {path.name:40} {took:5.1f} s", flush=True)
+    saved_env = conftest.apply_env({})
+    try:
+        with conftest.stand_in_server() as server:
+            for path in paths:
+                server.reset()  # each notebook sees a server with nothing queued
+                try:
+                    if args.record and path.stem not in conftest.LIVE_STAND_IN:
+                        if args.recorder:
+                            conftest.RECORDED_WITH[path.stem] = args.recorder
+                        conftest.cassette_of(path).unlink(missing_ok=True)
+                        conftest.CASSETTES.mkdir(exist_ok=True)
+                        conftest.apply_env(conftest.notebook_env(path, server, mode="record"))
+                        took = execute(path, timeout=args.timeout, save=False)
+                        recorder = conftest.recorder_of(path)
+                        print(f"recorded {path.name:38} {took:5.1f} s  ({recorder})", flush=True)
+                    conftest.apply_env(conftest.notebook_env(path, server))
+                    took = execute(path, timeout=args.timeout)
+                except CellExecutionError as exc:
+                    failed += 1
+                    print(f"FAILED {path.name} (not saved):\n{exc}", file=sys.stderr, flush=True)
+                    continue
+                print(f"saved    {path.name:38} {took:5.1f} s", flush=True)
+    finally:
+        conftest.apply_env(saved_env)
     return 1 if failed else 0
 
 

@@ -184,7 +184,7 @@ def test_table_rows():
     assert gpt4o["image in"] == "yes" and gpt4o["audio out"] == "no" and gpt4o["tools"] == "yes"
     assert gpt4o["reserved params"] == "tools, max_completion_tokens, presence_penalty"
     jais = rows[REFERENCE_IDS.index("jais-30b")]
-    assert jais["reserved params"] == "" and jais["image in"] == "?"
+    assert jais["reserved params"] == "" and jais["image in"] == catalog.NOT_DOCUMENTED == "—"
     cohere = rows[REFERENCE_IDS.index("cohere-command-r-08-2024")]
     assert "documents" in cohere["reserved params"] and "response_format" in cohere["reserved params"]
     audio = rows[REFERENCE_IDS.index("gpt-4o-audio-preview")]

@@ -220,6 +220,18 @@ def test_two_streams_at_once_both_finish(http):
 # -- the process ----------------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads the process's environment from /proc")
+def test_the_server_leaves_a_core_free_and_waits_without_spinning(server):
+    from compass_jupyter.local_model.server import default_threads
+
+    assert server.threads == default_threads()
+    environ = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
+    assert b"OMP_WAIT_POLICY=PASSIVE" in environ  # llama.cpp's OpenMP threads sleep at their barrier
+    command = Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")
+    for option in (b"--n_threads", b"--n_threads_batch"):
+        assert command[command.index(option) + 1] == str(default_threads()).encode()
+
+
 def test_stop_ends_the_process_and_frees_the_port():
     server = LocalModelServer().start()
     pid, port = server.pid, server.port

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from typing import Any
+import os
+import time
+from typing import Any, Callable
 
+import httpx
 import pytest
 
 import compass_jupyter as cj
@@ -558,3 +561,295 @@ def test_it_displays_as_its_root_widget() -> None:
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == pg.widget.model_id
     assert bundle["text/plain"].startswith("Compass playground")
     assert "compass-playground" in pg.widget._dom_classes
+
+
+# -- Stop closes the connection at once ----------------------------------------------------
+
+
+def server_connections(server: StandInServer) -> int:
+    """The server's open connections: its ESTABLISHED sockets (a closed peer leaves CLOSE_WAIT or nothing)."""
+    port = f"{server.port:04X}"
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[1].rsplit(":", 1)[1] == port and fields[3] == "01":
+                count += 1
+    return count
+
+
+needs_proc = pytest.mark.skipif(
+    not os.path.exists("/proc/net/tcp"), reason="reads the server's connections from /proc/net/tcp"
+)
+
+
+async def until(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    """Wait (letting the loop run) until ``condition()``; the seconds it took."""
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < timeout, f"{what} did not happen within {timeout} s"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - start
+
+
+def stored(n: int = 1) -> list[dict[str, Any]]:
+    """The newest exchanges the store kept, with every column."""
+    from compass_jupyter.store.search import records
+
+    found = records(n=n, full=True)
+    return found.reset_index().to_dict("records") if hasattr(found, "to_dict") else list(found)
+
+
+@needs_proc
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "not-streamed"])
+def test_stop_before_the_first_words_closes_the_connection_at_once(compass_server: StandInServer, stream: bool) -> None:
+    # Streamed: the head and an opening chunk come at once, the first words 10 s later. Not
+    # streamed: the server says nothing for 10 s (the request waits for the response head).
+    compass_server.enqueue(Scenario(delay=5))
+    pg = Playground()
+    pg.stream.value = stream
+    pg.message.value = "Are you there?"
+
+    async def main() -> tuple[Any, float, float]:
+        task = press(pg)
+        await until(lambda: server_connections(compass_server) == 1, 5, "the request reaching the server")
+        await asyncio.sleep(0.3)
+        assert not task.done()
+        assert pg.status.value and "Waiting for gpt-4o" in pg.status.value
+        pg.stop_button.click()
+        assert "Stopping…" in pg.status.value
+        closed = await until(lambda: server_connections(compass_server) == 0, 1.0, "the connection closing")
+        start = time.monotonic()
+        reply = await finish(task, timeout=1.0)
+        return reply, closed, time.monotonic() - start
+
+    reply, closed, ended = asyncio.run(main())
+    assert closed < 1.0 and ended < 1.0
+    assert reply.interrupted and reply.incomplete and not reply.text
+    # As after an interrupt before the first word: the conversation is unchanged, the message is back.
+    assert cj.session().messages == []
+    assert cj.session().turns[-1].interrupted
+    assert pg.message.value == "Are you there?"
+    assert "Stopped before the first words arrived" in pg.notice.value
+    assert "No messages yet" in texts(pg.transcript)
+    assert pg.status.value == "" and not pg.send_button.disabled and pg.stop_button.disabled
+    if stream:
+        # The response had begun, so the store keeps the exchange, marked interrupted.
+        row = stored()[0]
+        assert row["interrupted"] and row["incomplete"]
+
+
+@needs_proc
+def test_stop_while_streaming_closes_the_connection_and_the_history_keeps_the_partial_reply(
+    compass_server: StandInServer,
+) -> None:
+    compass_server.enqueue(Scenario(tokens=300, delay=0.3))  # a token every 0.3 s
+    pg = Playground()
+    pg.message.value = "Tell me a long story"
+
+    async def main() -> tuple[Any, float]:
+        task = press(pg)
+        await until(lambda: "streams" in texts(pg.transcript), 15, "a few words streaming in")
+        pg.stop_button.click()
+        closed = await until(lambda: server_connections(compass_server) == 0, 1.0, "the connection closing")
+        reply = await finish(task, timeout=1.0)
+        return reply, closed
+
+    reply, closed = asyncio.run(main())
+    assert closed < 1.0
+    assert len(reply.text.split()) <= 4  # three words shown when Stop was pressed, at most one more on its way
+    assert reply.interrupted and reply.text.lower().startswith("the stand-in streams")
+    last = cj.session().messages[-1]
+    assert last["interrupted"] and last["content"] == reply.text
+    assert cj.session().messages[-2] == {"role": "user", "content": "Tell me a long story", "incomplete": True}
+    row = stored()[0]
+    assert row["interrupted"] and row["text"] == reply.text
+    assert "Stopped: the partial reply is kept" in pg.notice.value
+
+
+@needs_proc
+def test_stop_closes_every_compared_models_connection_at_once(compass_server: StandInServer) -> None:
+    compass_server.enqueue(Scenario(delay=5, times=2))
+    pg = Playground()
+    pg.compare_models.value = ("gpt-4o", "gpt-4.1")
+    pg.message.value = "Which is better?"
+
+    async def main() -> list[Any]:
+        task = press(pg, "compare")
+        await until(lambda: server_connections(compass_server) == 2, 5, "both requests reaching the server")
+        pg.stop_button.click()
+        await until(lambda: server_connections(compass_server) == 0, 1.0, "both connections closing")
+        return await finish(task, timeout=1.0)  # type: ignore[no-any-return]
+
+    replies = asyncio.run(main())
+    assert [r.interrupted for r in replies] == [True, True]
+    assert cj.session().messages == []
+    assert pg.message.value == "Which is better?"
+
+
+def test_stop_before_the_request_is_sent_sends_nothing(compass_server: StandInServer) -> None:
+    pg = Playground()
+    pg.message.value = "Never mind"
+
+    async def main() -> Any:
+        task = press(pg)
+        pg.stop()  # before the worker thread has even started the request
+        return await finish(task)
+
+    reply = asyncio.run(main())
+    assert reply.interrupted and compass_server.requests == []
+    assert cj.session().messages == [] and pg.message.value == "Never mind"
+
+
+def test_a_client_with_its_own_http_client_stops_at_the_next_chunk(compass_server: StandInServer) -> None:
+    # Its requests can only go through the given httpx.Client (proxies, certificates): no async twin.
+    own = httpx.Client()
+    cj.session().client = cj.Client(http_client=own)
+    compass_server.enqueue(Scenario(tokens=300, delay=0.05))
+    pg = Playground()
+    pg.message.value = "Tell me a long story"
+
+    async def main() -> Any:
+        task = press(pg)
+        await until(lambda: "steady" in texts(pg.transcript), 15, "the reply streaming in")
+        pg.stop_button.click()
+        assert "Stopping at the next chunk…" in pg.status.value
+        return await finish(task)
+
+    try:
+        reply = asyncio.run(main())
+    finally:
+        own.close()
+    assert reply.interrupted and 0 < len(reply.text.split()) < 300
+    assert cj.session().messages[-1]["interrupted"]
+
+
+# -- the status line -----------------------------------------------------------------------
+
+
+def test_the_status_line_names_the_model_that_answers_as_soon_as_it_writes(compass_server: StandInServer) -> None:
+    compass_server.enqueue(Scenario(model="gpt-4o-2024-08-06", tokens=8, delay=0.25))
+    pg = Playground()
+    pg.message.value = "Hi"
+    seen: list[str] = []
+    pg.status.observe(lambda change: seen.append(change["new"]), names="value")
+
+    async def main() -> Any:
+        task = press(pg)
+        await until(lambda: "stand-in" in texts(pg.transcript), 15, "the first words")
+        assert "gpt-4o-2024-08-06 is writing…" in pg.status.value
+        return await finish(task)
+
+    reply = asyncio.run(main())
+    assert reply.model == "gpt-4o-2024-08-06"
+    words = [html for html in seen if html]
+    assert "Waiting for gpt-4o…" in words[0]
+    assert any("gpt-4o-2024-08-06 is writing…" in html for html in words)
+    assert not any("Waiting" in html for html in words[words.index(next(h for h in words if "writing" in h)) :])
+    assert pg.status.value == ""  # the reply's own status line takes over
+    assert "gpt-4o-2024-08-06" in texts(pg.transcript)
+
+
+def test_the_compare_status_line_follows_each_model() -> None:
+    from compass_jupyter.playground.status import TurnStatus
+    from compass_jupyter.reply import Reply
+    from compass_jupyter.stream import Delta
+
+    shown: list[str] = []
+    status = TurnStatus(["gpt-4o", "gpt-4.1"], shown.append)
+    status.show()
+    status.saw("gpt-4o", Delta(reply=Reply(model="gpt-4o-2024-08-06"), choice=0, text="Hi"))
+    status.saw("gpt-4.1", Delta(reply=Reply(model="gpt-4.1"), choice=0, reasoning="hmm"))
+    status.freeze()
+    status.saw("gpt-4.1", Delta(reply=Reply(model="gpt-4.1"), choice=0, text="late"))
+    assert shown == [
+        "gpt-4o: waiting · gpt-4.1: waiting…",
+        "gpt-4o-2024-08-06: writing · gpt-4.1: waiting…",
+        "gpt-4o-2024-08-06: writing · gpt-4.1: reasoning…",
+    ]
+
+
+# -- the static rendering ------------------------------------------------------------------
+
+
+def test_the_saved_output_is_a_readable_snapshot_of_settings_and_conversation(compass_server: StandInServer) -> None:
+    cj.chat("What is a list comprehension?", system="Be brief.")
+    pg = Playground()
+    pg.set(temperature=0.3, stop=["END"])
+    pg.message.value = "And a generator?"
+    bundle = pg._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == pg.widget.model_id
+    html, plain = bundle["text/html"], bundle["text/plain"]
+    for text in (html, plain):
+        assert "Compass playground" in text and "snapshot" in text
+        assert "gpt-4o" in text and "temperature" in text and "0.3" in text and "END" in text
+        assert "Be brief." in text and "What is a list comprehension?" in text
+        assert "Stand-in gpt-4o here" in text  # the reply so far
+        assert "And a generator?" in text  # typed, not sent
+        assert "ipywidgets" not in text and "front end" not in text
+        assert compass_server.key not in text
+    assert plain.startswith("Compass playground")
+    assert "compass-pg-msg" in html  # the conversation as the live panel shows it
+
+
+def test_an_empty_playground_snapshot_says_so() -> None:
+    html = Playground().snapshot()["text/html"]
+    assert "No messages yet" in html and "defaults apply" in html
+
+
+def test_a_reply_keeps_streaming_while_a_cell_holds_the_kernel(compass_server: StandInServer) -> None:
+    compass_server.enqueue(Scenario(tokens=10, delay=0.05))
+    pg = Playground()
+    pg.message.value = "Hi"
+
+    async def main() -> Any:
+        task = press(pg)
+        await asyncio.sleep(0.05)  # the button's callback returns; the turn starts on a worker thread
+        time.sleep(1.5)  # then a cell runs: the kernel's loop does nothing meanwhile
+        # The request ran on the playground's own loop: the turn is already in the conversation.
+        assert [m["role"] for m in cj.session().messages] == ["user", "assistant"]
+        return await finish(task)
+
+    reply = asyncio.run(main())
+    assert len(reply.text.split()) == 10 and not reply.interrupted
+
+
+@needs_proc
+def test_without_a_running_loop_stop_closes_the_connection_at_once(compass_server: StandInServer) -> None:
+    compass_server.enqueue(Scenario(delay=5))
+    pg = Playground()
+    pg.message.value = "Hi from a script"
+    future = pg.send()
+    assert isinstance(future, concurrent.futures.Future)
+    deadline = time.monotonic() + 5
+    while server_connections(compass_server) != 1:
+        assert time.monotonic() < deadline, "the request did not reach the server"
+        time.sleep(0.01)
+    stopped = time.monotonic()
+    pg.stop()
+    reply = future.result(timeout=1.0)
+    assert time.monotonic() - stopped < 1.0 and server_connections(compass_server) == 0
+    assert reply.interrupted and cj.session().messages == []
+
+
+def test_only_a_client_that_sends_the_same_way_asynchronously_gets_an_async_twin() -> None:
+    from compass_jupyter.playground.running import _async_twin
+
+    http = httpx.AsyncClient()
+    plain = cj.Client(api_key="k")
+    twin = _async_twin(plain, http)
+    assert twin is not None and twin is not plain and twin._ahttp is http and plain._ahttp is None
+    assert twin.dialect is plain.dialect  # what the server taught one, the other knows
+
+    class OwnChat(cj.Client):
+        def chat(self, *args: Any, **kwargs: Any) -> Any:
+            return super().chat(*args, **kwargs)
+
+    with httpx.Client() as given:
+        assert _async_twin(cj.Client(http_client=given), http) is None
+    assert _async_twin(cj.Client(async_http_client=httpx.AsyncClient()), http) is None
+    assert _async_twin(OwnChat(), http) is None

@@ -209,3 +209,38 @@ def test_the_option_line_splits_with_shlex_into_whole_values() -> None:
     words = shlex.split(cell.partition("\n")[0])
     assert words[:5] == ["%%compass", "-m", "gpt-4o", "-s", 'He said "hi"']
     assert re.search(r"--stop 'a b'", cell)
+
+
+# -- the local model's id -------------------------------------------------------------------------
+
+
+def test_the_local_models_id_is_written_as_the_compass_model_it_stands_in_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compass refuses smollm2-135m-instruct: a copied cell names the model Compass would answer with."""
+    import compass_jupyter as cj
+    from compass_jupyter.local_model import server as server_module
+    from compass_jupyter.local_model import stop
+    from compass_jupyter.local_model.server import LOCAL_MODEL_ID
+    from compass_jupyter.settings import config
+
+    def model_line(model: Any) -> str:
+        return magic_cell(model, {"temperature": 0.5}, None, "Hi").partition("\n")[0]
+
+    assert model_line(LOCAL_MODEL_ID) == "%%compass -m gpt-4o -t 0.5"  # the default, when nothing was set
+    monkeypatch.setenv("COMPASS_MODEL", "gpt-4.1")
+    assert model_line(LOCAL_MODEL_ID) == "%%compass -m gpt-4.1 -t 0.5"
+
+    # Routed to the local model, the model setting names it; the copy names the one it replaced.
+    fake = type("FakeServer", (), {"base_url": "http://127.0.0.1:9", "model_id": LOCAL_MODEL_ID})()
+    monkeypatch.setattr(server_module, "start_local", lambda **options: fake)
+    monkeypatch.setattr(server_module, "stop_local", lambda: True)
+    config.set("model", "o3")
+    cj.local()
+    try:
+        assert config.get("model") == LOCAL_MODEL_ID
+        assert model_line(LOCAL_MODEL_ID) == "%%compass -m o3 -t 0.5"
+        assert model_line([LOCAL_MODEL_ID, "gpt-4.1"]) == "%%compass -m o3,gpt-4.1 -t 0.5"
+        assert _call_of(python_snippet(LOCAL_MODEL_ID, {}, None, "Hi"))[2] == {"model": "o3"}
+        assert model_line("gpt-4o-mini") == "%%compass -m gpt-4o-mini -t 0.5"  # a model picked by hand stays
+    finally:
+        stop()
+    assert config.get("model") == "o3"

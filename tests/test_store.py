@@ -476,3 +476,14 @@ def test_a_cassette_matches_what_was_asked_not_a_servers_dialect(tmp_path):
     config.set("cassette_mode", "replay")
     replayed = cj.Client(api_key="unused-key-1234").chat(USER)  # asks gpt-4o, with no dialect of its own
     assert replayed.text == recorded.text and replayed.model == recorded.model
+
+
+def test_usage_the_client_counted_stays_marked_when_replayed(compass_server):
+    compass_server.enqueue(Scenario(usage=False))
+    original = ask()
+    assert original.usage.counted
+    again = ask(cache="on")
+    assert again.cached and again.usage.counted
+    assert again.usage.completion_tokens == original.usage.completion_tokens
+    turn = cj.conversation.Turn.from_dict(cj.conversation.Turn.of(again).to_dict())
+    assert turn.usage.counted

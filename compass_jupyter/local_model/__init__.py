@@ -9,28 +9,72 @@
 
 With the setting ``offline=local`` (``COMPASS_OFFLINE=local``, which ``./dev lab``
 and Binder set), a kernel that has no key starts it on its first request
-instead of failing (:func:`ensure_backend`).
+instead of failing (:func:`ensure_backend`). It says so once, as a
+:class:`LocalModelNotice` (information, not a problem: the magics show it as a
+quiet line), when that first request has been checked and is about to go, so a
+request refused by validation announces nothing. :func:`will_answer` says in
+words what the local model is doing for this kernel (``%compass config``).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import CompassWarning, ValidationError
+from .._exceptions import CompassNotice, ValidationError
 from ..settings import config
+from .dialect import LlamaCppDialect
 
 if TYPE_CHECKING:
     from ..client import Client
     from ..conversation import Session
     from .server import LocalModelServer
 
-__all__ = ["local", "stop", "routed", "ensure_backend", "magic_command"]
+__all__ = [
+    "LocalModelNotice",
+    "compass_model",
+    "local",
+    "stop",
+    "routed",
+    "ensure_backend",
+    "magic_command",
+    "will_answer",
+]
 
 _ROUTED_SETTINGS = ("base_url", "api_key", "api_style", "model")
 _NO_KEY = "local-model-no-key"  # llama.cpp checks no key; a placeholder keeps the "no key" error away
+_BY_HAND = "%compass local / cj.local()"
+_NO_KEY_FALLBACK = "no key; offline=local"
+
+
+class LocalModelNotice(CompassNotice):
+    """Where replies come from (the local model, for want of a key): information, shown as a quiet line.
+
+    A CompassWarning, so scripts and ``pytest.warns`` see it as before; the magics show it
+    as an info line rather than a warning.
+    """
+
+
+class _RoutedDialect(LlamaCppDialect):
+    """The route's llama.cpp dialect, which can say once, with the first request it lets through, why it answers.
+
+    :meth:`adapt` runs after the request passed validation (and the local model's own
+    refusals), right before the client sends it: the one moment the notice is true.
+    """
+
+    def __init__(self, model_id: str) -> None:
+        super().__init__(model_id)
+        self.notice: str | None = None
+
+    def adapt(self, body: dict[str, Any]) -> dict[str, Any]:
+        adapted = super().adapt(body)  # raises for what the local model cannot do: then nothing is said
+        notice, self.notice = self.notice, None
+        if notice:
+            warnings.warn(notice, LocalModelNotice, stacklevel=3)
+        return adapted
 
 
 @dataclass
@@ -40,6 +84,7 @@ class _Route:
     settings: dict[str, tuple[Any, str]]
     client: Client | None = None
     sessions: list[tuple[Session, Client | None]] = field(default_factory=list)
+    reason: str = _BY_HAND  # why the kernel is routed, as %compass config says it
 
 
 _route: _Route | None = None
@@ -55,7 +100,6 @@ def local(**server_options: Any) -> LocalModelServer:
     global _route
     from ..client import Client
     from ..conversation import session
-    from .dialect import LlamaCppDialect
     from .server import start_local
 
     server = start_local(**server_options)
@@ -75,7 +119,7 @@ def local(**server_options: Any) -> LocalModelServer:
                 api_key=_NO_KEY,
                 api_style="openai",
                 model=server.model_id,
-                dialect=LlamaCppDialect(server.model_id),
+                dialect=_RoutedDialect(server.model_id),
             )
         if current.client is not _route.client:
             _route.sessions.append((current, current.client))
@@ -114,21 +158,79 @@ def routed() -> bool:
     return _route is not None
 
 
-def ensure_backend() -> None:
-    """Without a key and with ``offline=local``, start and use the local model (once)."""
+def compass_model() -> str:
+    """The Compass model this kernel's requests name when the local model is not answering them.
+
+    While routed, the ``model`` setting holds the local model's id, which Compass does not
+    know; this is the value it had before (set in the kernel, else the environment, else
+    the default), i.e. what it will be again after :func:`stop`.
+    """
+    from ..settings import SPECS
+    from .server import LOCAL_MODEL_ID
+
+    with _lock:
+        route = _route
+    if route is None:
+        model = str(config.get("model"))
+        if model != LOCAL_MODEL_ID:
+            return model
+    else:
+        value, _source = route.settings.get("model", (None, ""))
+        if value:
+            return str(value)
+    spec = SPECS["model"]
+    from_env = os.environ.get(spec.env or "", "").strip()
+    return str(spec.parse("model", from_env)) if from_env else str(spec.default)
+
+
+def _falls_back() -> bool:
+    """Whether the next request starts the local model: no key, ``offline=local``, the extra installed.
+
+    Not while a cassette is replayed: it answers every request without a key, so starting the
+    local model would cost seconds and its notice would name a model that does not answer.
+    """
     if routed() or config.get("api_key") or config.get("offline") != "local":
-        return
+        return False
+    from ..store.exchanges import replaying_cassette
     from .server import local_available
 
-    if not local_available():
-        return  # the client's own "no key" error explains what to do
-    warnings.warn(
-        "No COMPASS_API_KEY is set, so this kernel uses the local model (SmolLM2-135M on llama.cpp, offline). "
-        "Set a key (%compass key) and run %compass local stop to talk to Compass.",
-        CompassWarning,
-        stacklevel=3,
-    )
-    local()
+    if replaying_cassette():
+        return False
+    return local_available()  # without it, the client's own "no key" error explains what to do
+
+
+def ensure_backend() -> None:
+    """Without a key and with ``offline=local``, start and use the local model (once).
+
+    The notice that says so waits in the route's dialect for the first request that passes
+    validation: shown before a refused request (``-t 5``), it would announce a reply that never comes.
+    """
+    if not _falls_back():
+        return
+    server = local()
+    with _lock:
+        route = _route
+        if route is None or route.client is None:
+            return
+        route.reason = _NO_KEY_FALLBACK
+        if isinstance(route.client.dialect, _RoutedDialect):
+            route.client.dialect.notice = (
+                f"No API key is set, so the local model ({server.model_id}, offline) answers in this kernel. "
+                "For Compass: %compass key, then %compass local stop."
+            )
+
+
+def will_answer() -> str | None:
+    """The local model's part in this kernel, in words: answering, or about to; None when it has none."""
+    with _lock:
+        route = _route
+    if route is not None and route.client is not None:
+        return f"the local model {route.client.model} at {route.client.base_url} ({route.reason})"
+    if _falls_back():
+        from .server import LOCAL_MODEL_ID
+
+        return f"the local model {LOCAL_MODEL_ID}, started by the first request ({_NO_KEY_FALLBACK})"
+    return None
 
 
 def magic_command(args: list[str]) -> str:

@@ -35,6 +35,7 @@ __all__ = [
     "LOCAL_MODEL_ID",
     "LocalModelServer",
     "current_local",
+    "default_threads",
     "local_available",
     "model_path",
     "start_local",
@@ -115,6 +116,34 @@ def _cpu_count() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def default_threads(cores: int | None = None) -> int:
+    """How many threads the local model computes with: one core left free, at most four.
+
+    llama.cpp's threads meet at a barrier after every step of every token, so a token
+    takes as long as the slowest thread. With a thread on every core, anything else that
+    runs (the kernel rendering the reply, the browser, a test) holds up one of them and
+    every token waits for it: on 2 cores, 2 threads went from about 70 to 6 tokens/s
+    beside one busy process (and to seconds before the first token), where 1 thread
+    kept about 35 of its 50 (``benchmarks/local_model.py``). A core left free is what
+    makes that margin; a 135M-parameter model gains little beyond four threads.
+    """
+    cores = cores if cores is not None else _cpu_count()
+    return max(1, min(cores - 1, 4))
+
+
+def server_environment() -> dict[str, str]:
+    """The environment of the server process: this one's, with llama.cpp's threads waiting without spinning.
+
+    llama.cpp is built with OpenMP here, whose threads spin while they wait at a barrier
+    (by default, for a while). A spinning thread keeps the core it holds busy doing nothing,
+    and on a busy machine it keeps the thread it waits for off that core: passive waiting
+    sleeps instead. A value the user set is kept.
+    """
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return env
+
+
 def _die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` that makes the kernel's death (even SIGKILL) take the server down.
 
@@ -152,7 +181,8 @@ class LocalModelServer:
     """One ``llama_cpp.server`` child process serving the local model on loopback.
 
     ``deterministic=True`` (the default) makes the same request give the same
-    reply no matter what ran before it; ``n_ctx`` is the context window in tokens.
+    reply no matter what ran before it; ``n_ctx`` is the context window in tokens;
+    ``threads`` defaults to :func:`default_threads` (one core left free).
     """
 
     def __init__(
@@ -170,7 +200,7 @@ class LocalModelServer:
         self.host = host
         self.port = port
         self._requested_port = port
-        self.threads = threads if threads is not None else _cpu_count()
+        self.threads = threads if threads is not None else default_threads()
         self.startup_timeout = startup_timeout
         self.n_ctx = n_ctx
         self.deterministic = deterministic
@@ -323,6 +353,7 @@ class LocalModelServer:
                 self._command(path),
                 stdin=subprocess.DEVNULL,
                 stdout=child_output,
+                env=server_environment(),
                 stderr=subprocess.STDOUT,
                 # Own session: Ctrl-C in a terminal IPython goes to the whole
                 # foreground process group and must not kill the server too.

@@ -58,9 +58,10 @@ def _warnings_to(show: Callable[[str], None]) -> Iterator[None]:
 
     Python's own display (file:line plus source, once per location) suits scripts, not a cell
     that may be run many times. Warnings issued on compare mode's worker threads are left to
-    the view, which shows each reply's ``warnings`` from the display's thread.
+    the view, which shows each reply's ``warnings`` from the display's thread. A notice (where
+    the reply comes from) is information, not a problem: an info line, not a warning.
     """
-    from .._exceptions import CompassWarning
+    from .._exceptions import CompassNotice, CompassWarning
 
     main = threading.current_thread()
     with warnings.catch_warnings():
@@ -71,7 +72,7 @@ def _warnings_to(show: Callable[[str], None]) -> Iterator[None]:
             if not issubclass(category, CompassWarning):
                 original(message, category, *args, **kwargs)
             elif threading.current_thread() is main:
-                show(str(message))
+                (display.info if issubclass(category, CompassNotice) else show)(str(message))
 
         warnings.showwarning = showwarning
         yield

@@ -121,13 +121,44 @@ def _key(ctx: Context, args: list[str]) -> None:
     display.info(f"API key set for this kernel: {mask_key(config.get('api_key'))}")
 
 
-@_command("config", "config", "every effective setting and where it comes from (key masked)")
+@_command("config", "config", "every effective setting, where it comes from (key masked) and what will answer")
 def _config(ctx: Context, args: list[str]) -> None:
     from ..rendering.tables import config_bundle
     from ..settings import config
 
     _no_args("config", args)
-    display.show(config_bundle([list(row) for row in config.effective()]))
+    display.show(config_bundle([list(row) for row in config.effective()], answers=_answers()))
+
+
+def _answers() -> str:
+    """What the next request reaches, in words: the settings alone can say Compass while the local model answers.
+
+    No machine paths (a cassette by its file name); a loopback server's port is the only
+    part that changes from run to run.
+    """
+    from pathlib import Path
+
+    from ..conversation import session
+    from ..local_model import routed, will_answer
+    from ..settings import DEFAULT_BASE_URL, config
+
+    cassette = config.get("cassette")
+    if cassette:
+        mode = config.get("cassette_mode")
+        if mode == "replay" or (mode == "auto" and Path(cassette).exists()):
+            return f"the cassette {Path(cassette).name} (replayed: nothing is sent)"
+    local = will_answer()
+    if local is not None:
+        return local
+    own = session().client
+    if own is not None and not routed():
+        return f"{own.model} at {own.base_url} (this session's own client)"
+    if not config.get("api_key"):
+        return "nothing yet: no API key is set (%compass key; or COMPASS_OFFLINE=local for the local model)"
+    model, base_url = config.get("model"), config.get("base_url")
+    where = "Compass " if base_url.rstrip("/") == DEFAULT_BASE_URL else ""
+    style = " (azure style)" if config.get("api_style") == "azure" else ""
+    return f"{where}{model} at {base_url}{style}"
 
 
 def _pairs(args: list[str], command: str) -> list[tuple[str, str]]:

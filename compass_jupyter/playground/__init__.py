@@ -15,7 +15,10 @@ One job per module:
 - :mod:`.transcript`: the conversation as widgets, following the session.
 - :mod:`.compare`: compare mode's view inside the transcript and its request.
 - :mod:`.running`: a request run off the kernel's loop, so Stop works while a
-  reply streams.
+  reply streams, and the client through which Stop closes the connection at once.
+- :mod:`.status`: the status line while a turn runs (waiting, who answered, writing).
+- :mod:`.snapshot`: the static form of the panel (settings and conversation) that a
+  saved notebook shows where the widget cannot be drawn.
 
 Replies render with the same live view as ``%%compass``. Widget values set from
 the worker thread reach the front end (ipykernel's iopub is thread-safe);

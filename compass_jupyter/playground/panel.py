@@ -2,10 +2,16 @@
 
 The panel puts together the parameter controls (:mod:`.controls`), the
 transcript (:mod:`.transcript`) and compare mode (:mod:`.compare`), and runs
-each turn off the kernel's loop (:mod:`.running`). A turn begins by showing the
-message and a live reply view in the transcript, and ends by re-enabling the
-buttons and saying in one notice what went wrong or what was left out; a
-failure that sent nothing puts the message back in the box to fix and resend.
+each turn off the kernel's loop (:mod:`.running`), sending through a client that
+Stop can close at once. A turn begins by showing the message and a live reply
+view in the transcript, keeps the status line current (:mod:`.status`), and
+ends by re-enabling the buttons and saying in one notice what went wrong or
+what was left out; a turn that added nothing to the conversation (a failure, or
+Stop before the first words) puts the message back in the box to resend.
+
+Every box of the right-hand column stretches to the column (``width: auto`` in
+a flex column) rather than taking ``width: 100%``: ipywidgets give each widget
+a side margin, and 100% plus that margin overflows the cell by a few pixels.
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ import ipywidgets as w
 
 from .. import catalog, snippets
 from .._exceptions import CompassError
-from ..conversation import Session
+from ..conversation import Session, default_client
 from ..rendering.notices import note_html, notice_html
 from ..settings import config
 from .compare import MAX_COMPARE, EmbeddedCompareView, compare_work, pick_problem
 from .controls import Controls, Param, reply_format
-from .running import Running, run
+from .running import Running, StoppableClient, run
+from .snapshot import snapshot_bundle
+from .status import TurnStatus
 from .transcript import Transcript, Turn
 
 if TYPE_CHECKING:
@@ -36,6 +44,19 @@ def _close_tree(widget: Any) -> None:
     widget.close()
 
 
+# The right-hand column's boxes: stretched by the flex column, so that their side margins stay inside it.
+_STRETCH = {"width": "auto", "align_self": "stretch"}
+
+
+def _session_client(current: Session) -> Any:
+    """The client ``current.chat`` would send through, as Session.chat picks it (may start the local model)."""
+    if current.client is None:
+        from ..local_model import ensure_backend
+
+        ensure_backend()
+    return current.client or default_client()
+
+
 def _button(label: str, icon: str, tooltip: str, style: str = "") -> Any:
     button = w.Button(description=label, icon=icon, tooltip=tooltip, button_style=style, layout=w.Layout(width="auto"))
     button.add_class("compass-pg-" + label.lower().replace(" ", "-"))
@@ -48,7 +69,8 @@ class Playground:
     Display it as the last value of a cell (or call :meth:`show`). Besides the
     buttons it can be driven from Python: :meth:`set` a parameter,
     :meth:`fields` lists what would be sent, :meth:`send`, :meth:`stop`,
-    :meth:`compare`, :meth:`reset`, :meth:`copy_as_cell`.
+    :meth:`compare`, :meth:`reset`, :meth:`copy_as_cell`, and :meth:`snapshot`
+    gives the static form its saved output shows where the widget cannot be drawn.
     """
 
     def __init__(self, *, model: str | None = None) -> None:
@@ -72,17 +94,17 @@ class Playground:
         self.system = w.Textarea(
             placeholder="System prompt: the conversation's one system message",
             rows=3,
-            layout=w.Layout(width="100%"),
+            layout=w.Layout(**_STRETCH),
         )
         self.system.add_class("compass-pg-system")
-        self.message = w.Textarea(placeholder="Message", rows=4, layout=w.Layout(width="100%"))
+        self.message = w.Textarea(placeholder="Message", rows=4, layout=w.Layout(**_STRETCH))
         self.message.add_class("compass-pg-message")
 
         self.send_button = _button(
             "Send", "paper-plane", "Send the message as the next turn of the conversation", "primary"
         )
         self.stop_button = _button(
-            "Stop", "stop", "Stop the reply at its next chunk; the partial reply is kept", "warning"
+            "Stop", "stop", "Stop the reply now (the connection is closed); what arrived is kept", "warning"
         )
         self.stop_button.disabled = True
         self.reset_button = _button(
@@ -108,9 +130,9 @@ class Playground:
         )
         self.compare_button.on_click(self._guard(lambda _: self.compare()))
 
-        self.status = w.HTML(value="", layout=w.Layout(width="100%"))
+        self.status = w.HTML(value="", layout=w.Layout(**_STRETCH))
         self.status.add_class("compass-pg-status")
-        self.notice = w.HTML(value="", layout=w.Layout(width="100%"))
+        self.notice = w.HTML(value="", layout=w.Layout(**_STRETCH))
         self.notice.add_class("compass-pg-notice")
         self._build_copy_box()
 
@@ -143,11 +165,11 @@ class Playground:
         self._render()
 
     def _build_copy_box(self) -> None:
-        self.before_text = w.Textarea(rows=3, layout=w.Layout(width="100%", display="none"))
+        self.before_text = w.Textarea(rows=3, layout=w.Layout(display="none", **_STRETCH))
         self.before_text.add_class("compass-pg-before")
-        self.cell_text = w.Textarea(rows=4, layout=w.Layout(width="100%"))
+        self.cell_text = w.Textarea(rows=4, layout=w.Layout(**_STRETCH))
         self.cell_text.add_class("compass-pg-cell")
-        self.python_text = w.Textarea(rows=8, layout=w.Layout(width="100%"))
+        self.python_text = w.Textarea(rows=8, layout=w.Layout(**_STRETCH))
         self.python_text.add_class("compass-pg-python")
         self._copies: dict[int, str] = {}
         for area in (self.before_text, self.cell_text, self.python_text):
@@ -163,7 +185,7 @@ class Playground:
                 w.HTML("<b>Python</b>"),
                 self.python_text,
             ],
-            layout=w.Layout(display="none", width="100%"),
+            layout=w.Layout(display="none", **_STRETCH),
         )
         self.copy_box.add_class("compass-pg-copy")
 
@@ -223,7 +245,10 @@ class Playground:
         fields = self.fields()
         # Embedded: shown inside the transcript, never as an output of its own.
         view = LiveReplyView(fmt=reply_format(fields), embedded=True)
-        turn = self._begin(text, view, f"Waiting for {model}…")
+        turn = self._begin(text, view, [model])
+        assert turn.status is not None
+        observer = turn.status.watch(model, view)  # the view's stop() also ends the turn between chunks
+        client = turn.client
 
         def work() -> Reply:
             return self._session().chat(
@@ -231,7 +256,8 @@ class Playground:
                 model=model,
                 stream=stream,
                 system=system,
-                observer=view,  # its stop() (the Stop button) ends the stream at the next chunk
+                observer=observer,
+                client=client,  # the session's own, except that Stop closes its connection at once
                 **fields,
             )
 
@@ -251,7 +277,8 @@ class Playground:
         fields = self.fields(models)
         left_out = self._controls.left_out(models, self.model.value)
         view = EmbeddedCompareView(models, fmt=reply_format(fields))
-        turn = self._begin(text, view, f"Waiting for {', '.join(models)}…", compare=True)
+        turn = self._begin(text, view, models, compare=True)
+        view.status = turn.status
         if left_out:
             turn.notes.append("Not sent in this comparison: " + "; ".join(left_out))
         work = compare_work(
@@ -262,17 +289,30 @@ class Playground:
             system=system,
             fields=fields,
             view=view,
+            client=turn.client,
         )
         return self._run(turn, work)
 
     def stop(self) -> None:
-        """Stop the running reply at its next chunk (the Stop button); the partial reply is kept."""
+        """Stop the running reply now (the Stop button): its connection is closed; what arrived is kept.
+
+        Before the first words arrived nothing is added to the conversation and the
+        message goes back to the box. A client that sends through a given
+        ``httpx.Client`` cannot be closed from here: its reply stops at the next chunk.
+        """
         turn = self._turn
         if turn is None:
             return
-        turn.view.stop()
+        if turn.status is not None:
+            turn.status.freeze()  # a chunk read before the connection closed must not bring the old line back
+        at_once = turn.client.stop() if turn.client is not None else False
+        if not at_once:
+            # A client that cannot be closed from here: its reply ends at the next chunk. (Otherwise
+            # the flag is left alone, so that the closed request is kept by the store as interrupted,
+            # as the closing reports it, rather than cut short by the flag between two chunks.)
+            turn.view.stop()
         self.stop_button.disabled = True
-        self.status.value = note_html("Stopping at the next chunk…")
+        self.status.value = note_html("Stopping…" if at_once else "Stopping at the next chunk…")
 
     def reset(self) -> None:
         """Start a new conversation, keeping the system message (the Reset button; like ``%compass reset``)."""
@@ -334,14 +374,20 @@ class Playground:
             return None
         return text, self._system_argument(), bool(self.stream.value)
 
-    def _begin(self, text: str, view: Any, status: str, *, compare: bool = False) -> Turn:
+    def _begin(self, text: str, view: Any, models: list[str], *, compare: bool = False) -> Turn:
         self._notify(None)
         turn = self._conversation.new_turn(text, view, compare=compare)
+        turn.client = StoppableClient(lambda: _session_client(self._session()))
+        turn.status = TurnStatus(models, self._show_status)
         self._last_message = text
         self.message.value = ""
-        self._set_busy(True, status)
+        self._set_busy(True, "")
+        turn.status.show()
         self._render()
         return turn
+
+    def _show_status(self, text: str) -> None:
+        self.status.value = note_html(text) if text else ""
 
     def _run(self, turn: Turn, work: Callable[[], Any]) -> Running:
         self.task = run(work, lambda result, error: self._finish(turn, result, error))
@@ -360,6 +406,8 @@ class Playground:
         except Exception as exc:  # a view that cannot render must not leave the panel stuck
             self._notify("error", f"The reply could not be shown ({type(exc).__name__}: {exc}).")
         finally:
+            if turn.status is not None:
+                turn.status.freeze()
             if self._conversation.turn is turn:
                 self._conversation.turn = None
             self._set_busy(False, "")
@@ -370,10 +418,16 @@ class Playground:
         turn.view.finish(result)  # the view shows the replies' warnings itself
         notes = list(turn.notes)
         if any(r.interrupted for r in replies):
-            notes.insert(
-                0,
-                "Stopped: the partial reply is kept and marked interrupted; it is not sent with later messages.",
-            )
+            if turn.bound:
+                stopped = (
+                    "Stopped: the partial reply is kept and marked interrupted; it is not sent with later messages."
+                )
+            else:
+                # Nothing reached the conversation: the message goes back to the box, as after a failure.
+                stopped = "Stopped before the first words arrived: nothing was added to the conversation, and the message is back in the box."
+                if not self.message.value:
+                    self.message.value = turn.text
+            notes.insert(0, stopped)
         self._notify("warning" if notes else None, " ".join(notes))
 
     def _failed(self, turn: Turn, error: BaseException) -> None:
@@ -429,9 +483,38 @@ class Playground:
         self._system_seen = value
 
     # -- display ---------------------------------------------------------------------
+    def snapshot(self) -> dict[str, str]:
+        """The playground as static ``text/html`` and ``text/plain``: settings and conversation as they are now.
+
+        Its saved output shows this where the widget cannot be drawn (a notebook
+        read without a kernel, on GitHub, in nbconvert).
+        """
+        try:
+            fields = self.fields()
+        except CompassError:
+            fields = {}  # a value the request would refuse: the send boxes say which
+        current = self._session()
+        return snapshot_bundle(
+            model=str(self.model.value),
+            stream=bool(self.stream.value),
+            fields=fields,
+            compare=list(self.compare_models.value),
+            system=self.system.value or current.system,
+            messages=list(current.messages),
+            transcript=current.transcript(),
+            draft=self.message.value,
+        )
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
-        bundle["text/plain"] = "Compass playground (it needs a front end with ipywidgets: JupyterLab or Notebook 7)"
+        # The widget view where a live kernel can draw it; the snapshot for every other reader.
+        bundle: dict[str, Any] = dict(self.snapshot())
+        bundle.update(
+            {
+                k: v
+                for k, v in (self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}).items()
+                if k != "text/plain"
+            }
+        )
         return bundle
 
     def show(self) -> Playground:
@@ -444,7 +527,7 @@ class Playground:
     def close(self) -> None:
         """Remove the playground's widgets; the conversation stays."""
         if self._turn is not None:
-            self._turn.view.stop()
+            self.stop()
         self._conversation.closed = True
         _close_tree(self.widget)
 

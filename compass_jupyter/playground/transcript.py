@@ -20,13 +20,17 @@ import asyncio
 import threading
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import ipywidgets as w
 
 from ..conversation import Session, session
 from ..rendering.markup import MUTED
 from ..rendering.transcript import message_html
+
+if TYPE_CHECKING:
+    from .running import StoppableClient
+    from .status import TurnStatus
 
 __all__ = ["Transcript", "Turn"]
 
@@ -43,6 +47,8 @@ class Turn:
     compare: bool = False
     bound: bool = False
     notes: list[str] = field(default_factory=list)
+    client: StoppableClient | None = None  # what the turn sends through
+    status: TurnStatus | None = None  # the panel's status line while the turn runs
 
 
 class Transcript:
@@ -95,7 +101,15 @@ class Transcript:
             user_widget=user,
             reply_widget=w.VBox(
                 [view.widget],
-                layout=w.Layout(border_left="3px solid #4c78a8", padding="0 0 0 10px", margin="6px 0", width="100%"),
+                # Stretched, not 100% wide; the 2px on the right hold the side margin of the live
+                # view's full-width lines, which would otherwise stick out of the cell.
+                layout=w.Layout(
+                    border_left="3px solid #4c78a8",
+                    padding="0 2px 0 10px",
+                    margin="6px 0",
+                    width="auto",
+                    align_self="stretch",
+                ),
             ),
             known=list(self.session().messages),
             compare=compare,

@@ -5,6 +5,11 @@ one shows it all; the widget one keeps its HTML and text beside the widget).
 Each form says the same, model by model: its name (and which reply the history
 keeps), whether it is partial or failed, its text, and its status line. HTML
 puts the models in columns, markdown and text one after the other.
+
+A column is named by the model that answered. Given the models that were asked
+for (``asked``), a column whose answer came from another model says both,
+``gpt-4o → smollm2-135m-instruct``: the local model answers whatever id is named,
+and a column must not pass its answer off as the asked model's.
 """
 
 from __future__ import annotations
@@ -25,8 +30,13 @@ __all__ = ["KEPT", "compare_bundle", "compare_html", "compare_label", "compare_l
 KEPT = " · kept in history"  # after the name of the model whose reply the conversation keeps
 
 
-def compare_label(reply: Reply, index: int) -> str:
-    return reply.model or reply.request.get("model") or f"model {index + 1}"
+def compare_label(reply: Reply, index: int, asked: Sequence[str] | None = None) -> str:
+    """The column's name: the model that answered, after the one asked for when they differ."""
+    answered = reply.model or reply.request.get("model")
+    wanted = asked[index] if asked is not None and index < len(asked) else None
+    if wanted and answered and wanted != answered:
+        return f"{wanted} → {answered}"
+    return answered or wanted or f"model {index + 1}"
 
 
 def compare_note(reply: Reply) -> str:
@@ -41,7 +51,12 @@ def compare_note(reply: Reply) -> str:
 
 
 def compare_html(
-    replies: Sequence[Reply], fmt: str = "markdown", *, kept: int | None = None, warnings: Sequence[str] = ()
+    replies: Sequence[Reply],
+    fmt: str = "markdown",
+    *,
+    kept: int | None = None,
+    warnings: Sequence[str] = (),
+    asked: Sequence[str] | None = None,
 ) -> str:
     """A table with a column per model: name, note, the rendered reply, its status line; then ``warnings``."""
     if not replies:
@@ -54,7 +69,7 @@ def compare_html(
         badge = (
             f' <span style="{FONT_SMALL};font-weight:400;{MUTED}">{escape(KEPT.lstrip())}</span>' if kept == i else ""
         )
-        heads.append(f'<th style="{head_cell}">{escape(compare_label(reply, i))}{badge}</th>')
+        heads.append(f'<th style="{head_cell}">{escape(compare_label(reply, i, asked))}{badge}</th>')
         note = compare_note(reply)
         shown = (
             f'<div class="compass-compare-note" style="color:#b35c00;margin-bottom:4px">⚠ {escape(note)}</div>'
@@ -81,12 +96,20 @@ def _text(reply: Reply, fmt: str) -> str:
 
 
 def compare_bundle(
-    replies: Sequence[Reply], fmt: str = "markdown", *, kept: int | None = None, warnings: Sequence[str] = ()
+    replies: Sequence[Reply],
+    fmt: str = "markdown",
+    *,
+    kept: int | None = None,
+    warnings: Sequence[str] = (),
+    asked: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The replies as HTML (columns), markdown and text (sections). ``warnings`` go in the HTML."""
+    """The replies as HTML (columns), markdown and text (sections). ``warnings`` go in the HTML.
+
+    ``asked``: the models asked for, one per reply, so a column another model answered says so.
+    """
     sections, texts = [], []
     for i, reply in enumerate(replies):
-        label = compare_label(reply, i) + (KEPT if kept == i else "")
+        label = compare_label(reply, i, asked) + (KEPT if kept == i else "")
         note = compare_note(reply)
         body = "\n\n".join(body_markdown(reply, fmt)) or "*(no text)*"
         sections.append(
@@ -96,7 +119,7 @@ def compare_bundle(
             f"== {label} ==\n" + (f"[{note}]\n" if note else "") + f"{_text(reply, fmt)}\n{reply.status_line()}"
         )
     return {
-        "text/html": compare_html(replies, fmt, kept=kept, warnings=warnings),
+        "text/html": compare_html(replies, fmt, kept=kept, warnings=warnings, asked=asked),
         "text/markdown": "\n\n---\n\n".join(sections),
         "text/plain": "\n\n".join(texts),
     }

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from ..reply import Reply, Usage
 
 __all__ = [
+    "COUNTED_MARK",
+    "COUNTED_TITLE",
+    "COUNTED_WORDS",
     "banner_html",
     "banner_markdown",
     "banner_text",
@@ -23,6 +26,16 @@ __all__ = [
     "status_markdown",
     "usage_items",
 ]
+
+
+# How usage the client counted (``Usage.counted``: the server reported none) is marked in every
+# form: the status lines, ``Usage.summary`` and the usage table.
+COUNTED_MARK = "≈"
+COUNTED_WORDS = "counted, not reported"
+COUNTED_TITLE = (
+    "The server reported no usage, so this client counted it: completion tokens from the reply as it "
+    "arrived (a token a streamed piece or logprobs entry), prompt tokens by an estimate (about 4 characters a token)"
+)
 
 
 def status_markdown(reply: Reply) -> str:
@@ -111,6 +124,12 @@ def usage_items(usage: Usage | None) -> list[str]:
     if zero:
         # Sent but zero: one quiet item, so the line stays short.
         items.append(f'<span style="{MUTED}">{escape(", ".join(zero))}: 0</span>')
+    if usage.counted:
+        # The numbers stand where reported ones would (the line keeps its shape); the mark says whose they are.
+        items.append(
+            f'<span class="compass-counted" style="{MUTED}" title="{escape(COUNTED_TITLE)}">'
+            f"{escape(COUNTED_MARK)} {escape(COUNTED_WORDS)}</span>"
+        )
     return items
 
 

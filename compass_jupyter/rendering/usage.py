@@ -2,8 +2,11 @@
 
 The same 13 columns in HTML, markdown and text, and the same values in each
 (``n/a`` where a request reported no usage, an empty cell for a detail the
-server did not send). The HTML adds a bar to each request's total (prompt and
-completion tokens, scaled to the largest request) and colours partial requests.
+server did not send, ``≈`` before counts the client counted because the server
+reported none: see ``Usage.counted``). The HTML adds a bar to each request's
+total (prompt and completion tokens, scaled to the largest request) and colours
+partial requests. The totals row is always there; so are the notes saying what
+the marks mean.
 
 ``turns`` are shaped like :class:`compass_jupyter.conversation.Turn`
 (``Session.turns``); ``total`` is a ``Usage``, usually ``Session.usage``.
@@ -14,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .markup import FONT_SMALL, MUTED, escape
+from .status import COUNTED_MARK, COUNTED_WORDS
 from .tables import table_markdown, table_text
 
 if TYPE_CHECKING:
@@ -48,20 +52,15 @@ def _finish(turn: Turn) -> str:
 
 
 def _tokens(u: Usage | None, unreported: str) -> list[str]:
-    """prompt, completion, total, reasoning, cached, audio: ``unreported`` for the counts without usage."""
+    """prompt, completion, total, reasoning, cached, audio: ``unreported`` for the counts without usage.
+
+    Counted usage (the server reported none) shows its three counts as ``≈12``.
+    """
     if u is None:
         return [unreported] * 3 + [""] * 3
-    return [
-        _count(v)
-        for v in (
-            u.prompt_tokens,
-            u.completion_tokens,
-            u.total_tokens,
-            u.reasoning_tokens,
-            u.cached_tokens,
-            u.audio_tokens,
-        )
-    ]
+    mark = COUNTED_MARK if u.counted else ""
+    counts = [f"{mark}{v}" if v is not None else "" for v in (u.prompt_tokens, u.completion_tokens, u.total_tokens)]
+    return counts + [_count(v) for v in (u.reasoning_tokens, u.cached_tokens, u.audio_tokens)]
 
 
 def usage_rows(turns: Sequence[Turn], total: Usage | None) -> list[list[str]]:
@@ -73,14 +72,23 @@ def usage_rows(turns: Sequence[Turn], total: Usage | None) -> list[list[str]]:
         timing = [_seconds(turn.ttft), _seconds(turn.total), f"{turn.tokens_per_s:.0f}" if turn.tokens_per_s else ""]
         rows.append([str(i), turn.model or "?", kind, *_tokens(turn.usage, "n/a"), *timing, _finish(turn)])
     seconds = _seconds(sum(x.total for x in turns if x.total is not None)) if turns else ""
-    rows.append(["total", f"{len(turns)} requests", "", *_tokens(total, "0"), "", seconds, "", ""])
+    # No total: nothing was spent (every request answered from the cache), or nothing was reported.
+    nothing = "n/a" if any(t.usage is None and not t.cached for t in turns) else "0"
+    rows.append(["total", f"{len(turns)} requests", "", *_tokens(total, nothing), "", seconds, "", ""])
     return rows
 
 
 def _note(turns: Sequence[Turn]) -> str | None:
     unreported = sum(1 for t in turns if t.usage is None)
+    counted = sum(1 for t in turns if t.usage is not None and t.usage.counted)
     cached = sum(1 for t in turns if t.cached)
     notes = []
+    if counted:
+        notes.append(
+            f"{COUNTED_MARK} {COUNTED_WORDS}: {counted} request(s) got no usage from the server, so this "
+            "client counted it: completion tokens from the reply as it arrived (a token a streamed piece), "
+            "prompt tokens by an estimate (about 4 characters a token)."
+        )
     if unreported:
         notes.append(f"{unreported} request(s) reported no usage (n/a), so the totals leave them out.")
     if cached:
@@ -116,11 +124,13 @@ def usage_html(turns: Sequence[Turn], total: Usage | None = None) -> str:
     )
     scale = max((t.usage.total_tokens or 0) if t.usage else 0 for t in turns)
     rows = []
+    bars = 0
     for row, turn in zip(usage_rows(turns, total), [*turns, None]):
         shown = {c: escape(v) for c, v in zip(USAGE_COLUMNS, row)}
         extra = ";border-top:2px solid #8886;font-weight:600" if turn is None else ""
         if turn is not None and turn.usage is not None and scale:
             shown["total"] += _bar(turn.usage, scale)
+            bars += 1
         if turn is not None and (turn.interrupted or turn.incomplete):
             shown["finish"] = f'<span style="color:{_PARTIAL_COLOR}">{shown["finish"]}</span>'
         rows.append(
@@ -128,12 +138,18 @@ def usage_html(turns: Sequence[Turn], total: Usage | None = None) -> str:
         )
     note = _note(turns)
     small = f"{FONT_SMALL};{MUTED}"
+    legend = (  # only under bars: a legend of nothing puzzles
+        f'<div style="{small};margin-top:4px">bars: {_swatch(PROMPT_COLOR)} prompt {_swatch(COMPLETION_COLOR)} completion'
+        " tokens (length relative to the largest request)</div>"
+        if bars
+        else ""
+    )
     return (
         f'<div class="compass-usage"><p><b>{escape(TITLE)}</b></p>'
         f'<table style="border-collapse:collapse;{FONT_SMALL}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
         + (f'<div style="{small}">{escape(note)}</div>' if note else "")
-        + f'<div style="{small};margin-top:4px">bars: {_swatch(PROMPT_COLOR)} prompt {_swatch(COMPLETION_COLOR)} completion'
-        " tokens (length relative to the largest request)</div></div>"
+        + legend
+        + "</div>"
     )
 
 

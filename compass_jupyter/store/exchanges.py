@@ -31,7 +31,15 @@ from .context import SESSION_ID, notebook_path
 from .db import Store
 from .records import canonical, completion_doc, request_key
 
-__all__ = ["Passage", "current_store", "current_cassette", "forget_cassettes", "store_path", "default_store_path"]
+__all__ = [
+    "Passage",
+    "current_store",
+    "current_cassette",
+    "replaying_cassette",
+    "forget_cassettes",
+    "store_path",
+    "default_store_path",
+]
 
 STORE_FILE = "exchanges.db"
 
@@ -85,6 +93,12 @@ def current_cassette() -> Cassette | None:
             mode = "replay" if path.exists() else "record"
         cassette = _cassettes[(path, mode)] = Cassette(path, mode=mode)
         return cassette
+
+
+def replaying_cassette() -> bool:
+    """Whether a cassette answers every request now (then no key and no network are needed)."""
+    cassette = current_cassette()
+    return cassette is not None and cassette.mode == "replay"
 
 
 def forget_cassettes() -> None:

@@ -60,6 +60,8 @@ def _usage_doc(usage: Usage | None) -> dict[str, Any] | None:
         for name, value in (("cached_tokens", usage.cached_tokens), ("audio_tokens", usage.prompt_audio_tokens))
         if value is not None
     }
+    if usage.counted:
+        doc["counted"] = True  # counted by the client, not reported by the server: it stays marked on replay
     if completion:
         doc["completion_tokens_details"] = completion
     if prompt:

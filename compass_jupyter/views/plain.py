@@ -395,7 +395,7 @@ class PlainCompareView(CompareObserver):
         for reply in replies:
             self._warn(reply.warnings)
         self._output.close()
-        _display(compare_bundle(replies, self.fmt, kept=self.pick))
+        _display(compare_bundle(replies, self.fmt, kept=self.pick, asked=self.models))
 
     def fail(self, error: BaseException | str, *, interrupted: bool = False) -> None:
         """Show whatever each model had sent, marked partial."""
@@ -413,7 +413,7 @@ class PlainCompareView(CompareObserver):
                 reply.incomplete = True
                 reply.interrupted = reply.interrupted or interrupted
             replies.append(reply)
-        _display(compare_bundle(replies, self.fmt, kept=self.pick))
+        _display(compare_bundle(replies, self.fmt, kept=self.pick, asked=self.models))
 
     def warning(self, message: str) -> None:
         """Show a warning about this turn once, however often the engine repeats it."""

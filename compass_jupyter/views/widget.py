@@ -225,6 +225,8 @@ class LiveReplyView(TurnObserver):
                 if self._reply is not None and self._choices:
                     self._new_round()
                 self._reply = delta.reply
+                # A new request (a tool round, a retry): its timing and counts start afresh, as its status will.
+                self._first_at, self._pieces = None, 0
             self._model = delta.reply.model or self._model
             for message in delta.reply.warnings:
                 self.warning(message)
@@ -350,7 +352,7 @@ class LiveReplyView(TurnObserver):
         if now - self._status_at < STATUS_INTERVAL and self._pieces > 1:
             return  # the counts can wait; the text is what a person watches
         self._status_at = now
-        ttft = None if self._first_at is None else self._first_at - self._started
+        ttft = self._ttft()
         window = None if self._first_at is None else now - self._first_at
         rate = self._pieces / window if window and window > 0.2 and self._pieces > 1 else None
         self._status.value = status_html(
@@ -358,9 +360,23 @@ class LiveReplyView(TurnObserver):
             state="streaming" if self._pieces else "waiting",
             tokens=self._pieces,
             ttft=ttft,
-            elapsed=now - self._started,
+            # From the request's start, as the finished reply's total: its first token, then the stream since.
+            elapsed=None if ttft is None or window is None else ttft + window,
             tokens_per_s=rate,
         )
+
+    def _ttft(self) -> float | None:
+        """Seconds to the first token, as the engine measured it (the number the finished reply keeps).
+
+        The engine sets ``reply.latency.ttft`` the moment the token arrives, timed from when the
+        request went out. This view is made before that (before the request is checked, a
+        local model started), so its own clock would count that set-up too; it is the
+        fallback only for a reply that carries no measurement.
+        """
+        if self._first_at is None:
+            return None
+        measured = self._reply.latency.ttft if self._reply is not None else None
+        return measured if measured is not None else self._first_at - self._started
 
     def _render_tools(self, *, running: bool) -> None:
         value = tool_calls_html(self._calls, running=running)
@@ -569,7 +585,7 @@ class CompareView(CompareObserver):
         self._emit_warnings()
         self._done = True
         warnings = self._warned if self._warn is None else []
-        bundle = compare_bundle(replies, self.fmt, kept=self.pick, warnings=warnings)
+        bundle = compare_bundle(replies, self.fmt, kept=self.pick, warnings=warnings, asked=self.models)
         bundle.pop("text/markdown")  # the HTML says the same, front ends prefer it (as for one reply)
         if self._handle is not None:
             self._handle.update(dict(_EMPTY), raw=True)
