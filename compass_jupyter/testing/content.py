@@ -43,6 +43,7 @@ shapes the result as a JSON response or as stream events.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -297,7 +298,8 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
 
 
 def _token_logprob(key: str, index: int, position: int, token: str, top: int) -> dict[str, Any]:
-    """Deterministic logprobs for one token; the chosen token is the most likely one."""
+    """Deterministic logprobs for one token: the chosen token is the most likely one, and the
+    probabilities of a token and its alternatives add up to at most 100%, as a model's do."""
     seed = hash_int(key, "logprob", index, position)
     chosen = -(1 + seed % 15000) / 10000  # in [-1.5, -0.0001]
     entry: dict[str, Any] = {"token": token, "logprob": chosen, "bytes": list(token.encode("utf-8"))}
@@ -305,14 +307,18 @@ def _token_logprob(key: str, index: int, position: int, token: str, top: int) ->
     prefix = token[: len(token) - len(token.lstrip())]
     start = seed % len(_ALTERNATIVES)
     words = [prefix + w for w in _ALTERNATIVES[start:] + _ALTERNATIVES[:start] if prefix + w != token]
-    values = sorted(
-        (
-            round(chosen - (3 + chosen) * (0.05 + 0.95 * (hash_int(seed, j) % 10000) / 10000), 4)
-            for j in range(max(0, top - 1))
-        ),
-        reverse=True,
-    )
+    p_chosen = math.exp(chosen)
+    # The rest of the mass, shared out in decreasing shares (each at most half of what is left),
+    # never above the chosen token's own probability.
+    left = (1 - p_chosen) * 0.98
+    values = []
+    for j in range(max(0, top - 1)):
+        share = left * (0.2 + 0.3 * (hash_int(seed, j) % 10000) / 10000)
+        left -= share
+        values.append(min(share, p_chosen * 0.95))
+    values = sorted(values, reverse=True)
     for word, value in zip(words, values):
-        alternatives.append({"token": word, "logprob": value, "bytes": list(word.encode("utf-8"))})
+        logprob = round(math.log(max(value, 1e-9)), 4)
+        alternatives.append({"token": word, "logprob": logprob, "bytes": list(word.encode("utf-8"))})
     entry["top_logprobs"] = alternatives
     return entry

@@ -10,6 +10,7 @@ cuts a text at a ``stop`` sequence.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .checks import audio_part_info, image_part_info
@@ -127,6 +128,29 @@ def _opening(body: dict[str, Any], model: str, key: str, index: int) -> str:
     return _OPENINGS[variant % len(_OPENINGS)].format(model=model)
 
 
+_QUOTED_KEY = re.compile(r"[\"“']([A-Za-z_][A-Za-z0-9_ ]{0,39})[\"”']")
+
+
+def _asked_object(user_text: str, snippet: str, model: str, index: int) -> dict[str, Any]:
+    """JSON mode's object: the keys the prompt names in quotes (``the keys "city" and "country"``).
+
+    Each gets a string from the prompt's capitalised phrases (as tool arguments do), so a
+    tutorial that asks for keys sees those keys. A prompt that names none gets ``model`` and
+    ``echo``, which at least show what was asked.
+    """
+    keys = list(dict.fromkeys(_QUOTED_KEY.findall(user_text)))
+    suffix = f" ({index + 1})" if index else ""
+    if keys:
+        schema = {"type": "object", "properties": {key: {"type": "string"} for key in keys}, "required": keys}
+        hints = [phrase for phrase in proper_phrases(user_text) if not phrase.isupper()]  # not "JSON"
+        value: dict[str, Any] = value_for_schema(schema, hints, suffix=suffix)
+        return value
+    value = {"model": model, "echo": snippet}
+    if index:
+        value["choice"] = index + 1
+    return value
+
+
 def generated_text(
     body: dict[str, Any], model: str, key: str, index: int, user_text: str, media: str
 ) -> tuple[str, list[dict[str, Any]] | None]:
@@ -140,10 +164,7 @@ def generated_text(
         suffix = f" ({index + 1})" if index else ""
         return dumps(value_for_schema(schema, proper_phrases(user_text), suffix=suffix)), None
     if fmt.get("type") == "json_object":
-        value: dict[str, Any] = {"model": model, "echo": snippet}
-        if index:
-            value["choice"] = index + 1
-        return dumps(value), None
+        return dumps(_asked_object(user_text, snippet, model, index)), None
     parts = [_opening(body, model, key, index)]
     citations = None
     documents = body.get("documents")
