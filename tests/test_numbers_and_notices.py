@@ -19,15 +19,15 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from test_magics import Cell, ok, run  # the shell harness: what a cell showed
 
 import compass_jupyter as cj
 from compass_jupyter import catalog, magics
@@ -54,53 +54,12 @@ def text_of(html_value: str) -> str:
 # --------------------------------------------------------------------------- a shell running the magics
 
 
-@dataclass
-class Cell:
-    success: bool
-    error: BaseException | None
-    stderr: str
-    messages: list[Any] = field(default_factory=list)
-
-    @property
-    def outputs(self) -> list[dict[str, Any]]:
-        """What a front end keeps: display updates applied, the emptied live output left out."""
-        kept: list[dict[str, Any]] = []
-        by_id: dict[str, dict[str, Any]] = {}
-        for message in self.messages:
-            display_id = (message.transient or {}).get("display_id")
-            if message.update:
-                if display_id in by_id:
-                    by_id[display_id]["data"] = message.data
-                continue
-            out = {"data": message.data}
-            kept.append(out)
-            if display_id:
-                by_id[display_id] = out
-        return [o["data"] for o in kept if any(v for v in o["data"].values())]
-
-    @property
-    def text(self) -> str:
-        return "\n".join(o.get("text/plain", "") for o in self.outputs)
-
-
 @pytest.fixture
 def shell() -> Iterator[InteractiveShell]:
     sh = InteractiveShell.instance()
     magics.load(sh)
     yield sh
     magics.unload(sh)
-
-
-def run(sh: InteractiveShell, code: str) -> Cell:
-    with capture_output() as cap:
-        result = sh.run_cell(code)
-    return Cell(result.success, result.error_in_exec or result.error_before_exec, cap.stderr, list(cap.outputs))
-
-
-def ok(sh: InteractiveShell, code: str) -> Cell:
-    cell = run(sh, code)
-    assert cell.success, f"cell failed: {cell.error!r}\nstderr: {cell.stderr}"
-    return cell
 
 
 @pytest.fixture
@@ -226,7 +185,7 @@ def test_usage_in_the_shell_keeps_its_columns_bars_and_totals(
     ok(shell, "%%compass\nAnd a generator?")
     compass_server.enqueue(Scenario(usage=False))
     ok(shell, "%%compass\nAnd a set comprehension?")
-    bundle = ok(shell, "%compass usage").outputs[-1]
+    bundle = ok(shell, "%compass usage").visible[-1]
     turns = cj.session().turns
     rows = usage.usage_rows(turns, cj.session().usage)
     assert [r[3:6] for r in rows[:3]] == [
@@ -308,7 +267,7 @@ def test_each_round_of_a_turn_is_timed_on_its_own(client: Client, server: StandI
 
 
 def test_compass_models_has_a_legend_instead_of_question_marks(shell: InteractiveShell) -> None:
-    bundle = ok(shell, "%compass models").outputs[-1]
+    bundle = ok(shell, "%compass models").visible[-1]
     rows = catalog.table()
     flags = {row[c] for row in rows for c in ("image in", "audio in", "audio out", "tools", "reasoning")}
     assert flags == set(catalog.MARKS) == {"yes", "no", "—"}
@@ -333,7 +292,7 @@ def test_the_no_key_notice_is_one_quiet_line_and_waits_for_a_request_that_goes(
     fallback.enqueue(Scenario(usage=False))
     cell = ok(shell, "%%compass\nHi")
     assert len(fallback.requests) == 1
-    notice, reply = cell.outputs
+    notice, reply = cell.visible
     assert "local model" in notice["text/plain"] and "\n" not in notice["text/plain"]
     assert "compass-message" in notice["text/html"] and "compass-warning" not in notice["text/html"]
     assert "local model" not in cell.stderr and "Warning" not in cell.stderr
@@ -378,7 +337,7 @@ def test_the_notice_waits_for_validation_in_python_too(fallback: StandInServer) 
 
 
 def _answers(cell: Cell) -> str:
-    bundle = cell.outputs[-1]
+    bundle = cell.visible[-1]
     lines = bundle["text/plain"].splitlines()
     assert lines[0] == "Compass settings" and lines[1].startswith("Will answer: ")
     assert f"Will answer: **{lines[1][13:]}**" in bundle["text/markdown"].replace("&gt;", ">")
@@ -410,7 +369,7 @@ def test_config_names_compass_the_server_or_the_missing_key(
 ) -> None:
     cell = ok(shell, "%compass config")
     assert _answers(cell) == f"gpt-4o at {compass_server.base_url}"
-    assert compass_server.key not in json.dumps(cell.outputs)
+    assert compass_server.key not in json.dumps(cell.visible)
     monkeypatch.delenv("COMPASS_BASE_URL")
     ok(shell, "%compass set model=gpt-4.1")
     assert _answers(ok(shell, "%compass config")) == "Compass gpt-4.1 at https://api.core42.ai"
