@@ -52,13 +52,15 @@ def parse_options(argv: Sequence[str] | None, prog: str, *, only: bool = False) 
         parser.add_argument(
             "--only",
             action="append",
-            choices=["streaming", "accumulation", "rendering", "store", "local_model"],
+            choices=["streaming", "accumulation", "rendering", "store", "local_model", "batch"],
             help="run only this benchmark (repeatable)",
         )
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be 1 or more")
-    chosen = list(getattr(args, "only", None) or ["streaming", "accumulation", "rendering", "store", "local_model"])
+    chosen = list(
+        getattr(args, "only", None) or ["streaming", "accumulation", "rendering", "store", "local_model", "batch"]
+    )
     return Options(quick=args.quick, repeat=args.repeat), chosen
 
 

@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--repeat N] [--only streaming|accumulation|rendering|store|local_model]``: print every table."""
+"""``python -m benchmarks [--quick] [--repeat N] [--only streaming|accumulation|rendering|store|local_model|batch]``: print every table."""
 
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(flush=True)
         local_model.run(options, out=lambda text: print(text, flush=True))
+    if "batch" in chosen:
+        from . import batch
+
+        print(flush=True)
+        batch.run(options, out=lambda text: print(text, flush=True))
     print(f"(benchmarks took {time.perf_counter() - started:.0f} s)")
     return 0
 

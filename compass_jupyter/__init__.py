@@ -45,6 +45,8 @@ _EXPORTS = {
     "config": ".settings",
     "local": ".local_model",
     "Playground": ".playground",
+    "map": ".batch",
+    "RowError": ".batch",
     "log": ".store",
 }
 
@@ -52,6 +54,7 @@ __all__ = sorted(_EXPORTS) + ["load_ipython_extension", "unload_ipython_extensio
 
 if TYPE_CHECKING:
     from ._exceptions import *  # noqa: F403
+    from .batch import RowError, map
     from .client import Client
     from .conversation import Session, chat, session
     from .local_model import local

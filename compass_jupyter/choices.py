@@ -102,7 +102,12 @@ class Choices:
         self.prepared = dict(prepared)
         self.seeds = choice_seeds(whole.body, n)
         self.keep_raw = bool(self.client.setting("keep_raw"))
-        self.reply = Reply(model=whole.body.get("model"), request=whole.body, warnings=list(whole.warnings))
+        self.reply = Reply(
+            model=whole.body.get("model"),
+            request=whole.body,
+            warnings=list(whole.warnings),
+            notices=list(whole.notices),
+        )
         observers: list[Observer] | None = [whole.on_delta] if whole.on_delta is not None else None
         self.accumulator = Accumulator(self.reply, observers=observers)
         self.parts: list[Reply] = []

@@ -217,11 +217,14 @@ class Client:
         passage = Passage(route=self.dialect.route(url), body=body, asked=asked, cache=_cache_mode(cache))
         if not passage.replaying:
             self._key()  # a missing key is a ConfigError before anything is sent
-        notices = set(self.dialect.notices(asked))  # expected differences: information, not problems
+        notices = self.dialect.notices(asked)  # expected differences: information, not problems
         for message in warnings:
             kind = CompassNotice if message in notices else CompassWarning
             _warnings.warn(message, kind, stacklevel=3)  # the caller of chat/achat
-        return _Call(self, url, body, warnings, on_delta, passage)
+        problems = [message for message in warnings if message not in notices]
+        call = _Call(self, url, body, problems, on_delta, passage)
+        call.notices = notices
+        return call
 
     # -- sync ---------------------------------------------------------------------------
     def _client(self) -> httpx.Client:
@@ -443,6 +446,7 @@ class _Call:
     ):
         self.client, self.url, self.body, self.warnings, self.on_delta = client, url, body, warnings, on_delta
         self.passage = passage
+        self.notices: list[str] = []  # the dialect's lines: on reply.notices, apart from the warnings
         self.reached = False  # a server answered (the store keeps only requests that reached one)
         self.attempts = int(client.setting("max_retries")) + 1
         self.failures = 0
@@ -456,7 +460,9 @@ class _Call:
     def begin(self, given_http: bool) -> dict[str, Any]:
         """A fresh reply for the next attempt, and the keyword arguments of its ``stream(...)`` call."""
         client = self.client
-        reply = Reply(model=self.body.get("model"), request=self.body, warnings=list(self.warnings))
+        reply = Reply(
+            model=self.body.get("model"), request=self.body, warnings=list(self.warnings), notices=list(self.notices)
+        )
         self.accumulator = self.make_accumulator(reply, self.on_delta)
         self.reader, self.received, self.given_http = None, False, given_http
         return {
@@ -557,7 +563,13 @@ class _Call:
         response, source = found
         if "completion" not in response:
             raise self.client._scrub_error(recorded_error(response, self.passage.cassette))
-        reply = Reply(model=self.body.get("model"), request=self.body, warnings=list(self.warnings), source=source)
+        reply = Reply(
+            model=self.body.get("model"),
+            request=self.body,
+            warnings=list(self.warnings),
+            notices=list(self.notices),
+            source=source,
+        )
         accumulator = self.make_accumulator(reply, self.on_delta)
         try:
             if self.body.get("stream"):

@@ -321,6 +321,8 @@ class Reply:
     request: dict[str, Any] = field(default_factory=dict, repr=False)
     raw: Any = field(default=None, repr=False)
     warnings: list[str] = field(default_factory=list)
+    # What the server did differently from what was asked, as expected (information, not a problem).
+    notices: list[str] = field(default_factory=list)
     steps: list[Reply] = field(default_factory=list, repr=False)  # earlier tool-call rounds of this turn
     # Who answered: "server", "cache" (the replay cache: nothing was sent, no tokens spent) or
     # "cassette" (a recorded exchange standing in for the server).

@@ -54,7 +54,7 @@ def test_n_choices_are_n_requests_with_successive_seeds_streamed_into_one_reply(
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
     assert reply.request["n"] == 2  # the reply answers the request that was asked
     assert (
-        reply.warnings.count(
+        reply.notices.count(
             "This server gives one choice per request, so the 2 choices are 2 requests with seeds 7, 8."
         )
         == 1

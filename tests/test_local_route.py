@@ -151,7 +151,7 @@ def test_what_the_local_model_cannot_do_is_done_without_it_and_said_in_one_line(
     )
     assert spoken.text.strip() and spoken.audio is None and any("cannot speak" in line for line in said)
     assert [m["role"] for m in cj.session().messages] == ["user", "assistant"] * 3  # the turns went on
-    assert all(line in spoken.warnings for line in said)  # and the reply keeps its lines
+    assert all(line in spoken.notices for line in said) and not spoken.warnings  # the reply keeps its lines apart
 
 
 @needs_model
@@ -199,7 +199,7 @@ def test_compare_on_the_local_model_names_the_model_that_answered_each_column(ro
         replies = cj.session().compare("Name a colour.", models=models, max_tokens=6, temperature=0, random_seed=7)
     assert [r.model for r in replies] == [LOCAL_MODEL_ID] * 2
     notice = f"The local model {LOCAL_MODEL_ID} answers on this route whichever model is named"
-    assert all(any(w.startswith(notice) for w in r.warnings) for r in replies)
+    assert all(any(line.startswith(notice) for line in r.notices) for r in replies)
     bundle = compare_bundle(replies, kept=0, asked=models)
     assert f"gpt-4o → {LOCAL_MODEL_ID}" in bundle["text/plain"] and f"gpt-4.1 → {LOCAL_MODEL_ID}" in bundle["text/html"]
     assert [t.model for t in cj.session().turns] == [LOCAL_MODEL_ID] * 2  # the usage table says who answered
@@ -226,8 +226,10 @@ def test_the_magic_runs_n_choices_and_compare_on_the_local_route(routed):
     two, both = shell.user_ns["two"], shell.user_ns["both"]
     assert len(two.choices) == 2 and all(c.text.strip() for c in two.choices)
     assert [r.model for r in both] == [LOCAL_MODEL_ID] * 2
-    assert "one choice per request" in out.stderr and "whichever model is named" in out.stderr
-    assert out.stderr.count("whichever model is named") == 1  # one line for the two columns
+    shown = "\n".join(str(o.data.get("text/plain", "")) for o in out.outputs)
+    # Quiet lines in the cell, not warnings on stderr, and one for the two columns.
+    assert "one choice per request" in shown and shown.count("whichever model is named") == 1
+    assert "one choice per request" not in out.stderr and "whichever model is named" not in out.stderr
 
 
 # -- without the model ------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ EXPECTED = [
     "06-compare-and-playground.ipynb",
     "07-testing-offline.ipynb",
     "08-log-cache-and-cassettes.ipynb",
+    "09-prompts-over-data.ipynb",
 ]
 NBVAL_COMMAND = [
     sys.executable,
@@ -58,6 +59,7 @@ NBVAL_COMMAND = [
 ]
 # A reply's summary line: "gpt-4o · finish: stop · 16 in · 15 out · 31 total · ..."
 SUMMARY = re.compile(r"\S+ \u00b7 (finish: \w+|incomplete|interrupted) \u00b7 ")
+MAP_SUMMARY = re.compile(r"^[\d,]+ rows?: [\d,]+ answered.*, [\d,]+ failed")
 
 
 def _code_cells(path: Path) -> list[nbformat.NotebookNode]:
@@ -125,7 +127,9 @@ def test_every_compass_cell_ends_with_the_whole_reply(path: Path) -> None:
         finals = [o for o in cell.outputs if o.output_type in ("display_data", "execute_result")]
         assert finals, f"{path.name}: no output saved for\n{cell.source}"
         last = finals[-1].get("data", {})
-        assert SUMMARY.search(last.get("text/plain", "")), (
+        # A cell sent over rows (--over) ends with the run's summary instead: "20 rows: 20 answered, ...".
+        summary = MAP_SUMMARY if "--over" in cell.source.splitlines()[0] else SUMMARY
+        assert summary.search(last.get("text/plain", "")), (
             f"{path.name}: the last output of this cell is not the finished reply with its summary line:\n"
             f"{cell.source}\n---\n{last.get('text/plain')!r}"
         )

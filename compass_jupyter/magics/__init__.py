@@ -39,6 +39,34 @@ class CompassMagics(Magics):
         return run(Context(self.shell, self.settings), line)
 
 
+def _quiet_notices() -> None:
+    """Show a CompassNotice from any cell (``cj.chat`` too) as a quiet line, not as a Python warning.
+
+    Python's display of a warning names a file and line inside this package, which says
+    nothing to the person at the notebook; a notice is information about where a reply
+    comes from. Other warnings, and notices issued on other threads, are shown as before.
+    """
+    import threading
+    import warnings
+
+    from .._exceptions import CompassNotice
+
+    original = warnings.showwarning
+    if getattr(original, "compass_notices", False):
+        return  # loaded before: already in place
+
+    def showwarning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, CompassNotice) and threading.current_thread() is threading.main_thread():
+            from . import display
+
+            display.info(str(message))
+            return
+        original(message, category, *args, **kwargs)
+
+    showwarning.compass_notices = True  # type: ignore[attr-defined]
+    warnings.showwarning = showwarning
+
+
 def load(ipython: Any) -> None:
     """Register the magics and the ``Compass`` configurable with ``ipython``."""
     from ..store.context import set_notebook_resolver
@@ -51,6 +79,7 @@ def load(ipython: Any) -> None:
     settings = Compass(parent=ipython)
     ipython.configurables.append(settings)
     ipython.register_magics(CompassMagics(ipython, settings))
+    _quiet_notices()
 
 
 def unload(ipython: Any) -> None:

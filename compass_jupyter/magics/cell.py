@@ -32,6 +32,10 @@ def run(shell: Any, line: str, cell: str) -> Any:
         if options.help:
             display.text(usage())
             return None
+        if options.over is not None:  # the body is a template filled per row, not from the notebook alone
+            from .over import run as run_over
+
+            return run_over(shell, options, _message(cell or ""))
         text = interpolate(_message(cell or ""), shell.user_ns)
         if not text.strip() and not options.has_media:
             raise ValidationError(
@@ -139,4 +143,7 @@ def _compare(text: str, options: CellOptions, store: Callable[[Any], None]) -> N
         view.fail(exc)
         raise display.error(exc) from None
     view.finish(replies)
+    # Each model's worker issued the server's notices; they are shown once, as quiet lines.
+    for notice in dict.fromkeys(line for reply in replies for line in reply.notices):
+        display.info(notice)
     store(replies)

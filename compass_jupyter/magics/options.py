@@ -146,6 +146,12 @@ def _build_parser() -> _Parser:
     p.add_argument(
         "--pick", metavar="K", help="compare mode: the reply kept in the history (index from 0, or the model id)"
     )
+    p.add_argument(
+        "--over",
+        metavar="NAME",
+        help="the cell is a template sent once per row of the notebook variable NAME (a DataFrame: {column}; "
+        "a list of strings: {row}), concurrently; -o stores the answers in the rows' shape",
+    )
     return p
 
 
@@ -177,6 +183,7 @@ class CellOptions:
     pick: int = 0
     help: bool = False
     has_media: bool = False
+    over: str | None = None  # the variable whose rows the cell is sent over (cj.map)
 
     @property
     def compare(self) -> bool:
@@ -408,6 +415,12 @@ def parse(line: str, namespace: Mapping[str, Any] | None = None) -> CellOptions:
 
     if args.out is not None and (not args.out.isidentifier() or keyword.iskeyword(args.out)):
         raise ValidationError(f"-o/--out needs a Python variable name (got {args.out!r}), e.g. -o answer.")
+    if args.over is not None:
+        if not args.over.isidentifier() or keyword.iskeyword(args.over):
+            raise ValidationError(f"--over needs the name of a notebook variable (got {args.over!r}), e.g. --over df.")
+        if args.stream is None:
+            del kwargs["stream"]  # rows are not streamed unless --stream asks (as in cj.map)
+        options.over = args.over
     options.kwargs = kwargs
     options.fields = request
     options.out = args.out
