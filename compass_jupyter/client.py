@@ -11,7 +11,6 @@ alike; each server's request shape is the client's :class:`~compass_jupyter.dial
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 import warnings as _warnings
@@ -21,13 +20,13 @@ import httpx
 
 from ._exceptions import (
     APIError,
-    BadRequestError,
     CassetteError,
     CompassError,
     CompassNotice,
     CompassWarning,
     StreamError,
 )
+from .answer_body import is_event_stream, read_completion
 from .choices import Choices
 from .dialect import Dialect
 from .http_errors import (
@@ -37,15 +36,14 @@ from .http_errors import (
     status_failure,
     transport_failure,
 )
-from .keyguard import LONG_KEY, scrub, scrub_value
+from .keyguard import scrub_reply
 from .reply import Reply
 from .request import build_body
 from .settings import config, mask_key, redact, redact_value
-from .shapes import describe
 from .sse import aiter_data, iter_data
 from .store.cassette import recorded_error
-from .store.records import chunks
-from .stream import Accumulator, EventReader, Observer, server_error
+from .store.records import chunks, recorded_latency
+from .stream import Accumulator, EventReader, Observer
 
 if TYPE_CHECKING:
     from .store.exchanges import Passage
@@ -382,29 +380,7 @@ class Client:
 
     def _scrub_reply(self, reply: Reply) -> Reply:
         """Hide the key wherever a server put it into the reply itself (keys of secret length only)."""
-        keys = (*self._keys(), config.get("api_key"))
-
-        def hide(text: str) -> str:
-            return scrub(text, keys, min_key=LONG_KEY, pieces=False)
-
-        for choice in reply.choices:
-            for name in ("text", "reasoning", "refusal"):
-                value = getattr(choice, name)
-                if value:
-                    setattr(choice, name, hide(value))
-            for call in choice.tool_calls:
-                call.arguments_json = hide(call.arguments_json)
-                call.id, call.name = hide(call.id), hide(call.name)
-            if choice.audio is not None and choice.audio.transcript:
-                choice.audio.transcript = hide(choice.audio.transcript)
-        reply.warnings = [hide(w) for w in reply.warnings]
-        for name in ("id", "model", "system_fingerprint", "error"):
-            value = getattr(reply, name)
-            if isinstance(value, str):
-                setattr(reply, name, hide(value))
-        if reply.raw is not None:
-            reply.raw = scrub_value(reply.raw, keys, min_key=LONG_KEY, pieces=False)
-        return reply
+        return scrub_reply(reply, (*self._keys(), config.get("api_key")))
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -480,7 +456,7 @@ class _Call:
     def streaming(self, response: httpx.Response) -> bool:
         """True when the answer is an event stream (read with :meth:`data`), False for one JSON document."""
         self.reached = True
-        if self.body.get("stream") and _is_event_stream(response):
+        if self.body.get("stream") and is_event_stream(response):
             self.reader = EventReader(self._accumulator())
             return True
         return False
@@ -498,7 +474,7 @@ class _Call:
     def completion(self, raw: bytes) -> None:
         self.received = True
         accumulator = self._accumulator()
-        accumulator.feed_completion(_parse_json(raw, accumulator))
+        accumulator.feed_completion(read_completion(raw, accumulator))
 
     def finished(self) -> _Step:
         return _Step(reply=self.client._scrub_reply(self._accumulator().finish()))
@@ -587,7 +563,7 @@ class _Call:
                 "COMPASS_CASSETTE_MODE=record (or %compass record PATH)."
             ) from None
         reply = accumulator.finish()
-        _recorded_latency(reply, response.get("latency"))
+        recorded_latency(reply, response.get("latency"))
         return reply
 
     def kept(self, reply: Reply) -> Reply:
@@ -617,66 +593,9 @@ class _Call:
         return self.accumulator
 
 
-def _recorded_latency(reply: Reply, latency: Any) -> None:
-    """Show a replayed reply's timings as they were measured when it was first answered."""
-    if not isinstance(latency, dict):
-        return
-    for name in ("ttft", "total", "tokens_per_s"):
-        value = latency.get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            setattr(reply.latency, name, float(value))
-
-
 def _cache_mode(cache: str | None) -> str | None:
     if cache is None:
         return None
     from .settings import SPECS
 
     return str(SPECS["cache"].parse("cache", cache))
-
-
-def _is_event_stream(response: httpx.Response) -> bool:
-    content_type = response.headers.get("content-type", "").lower()
-    if "text/event-stream" in content_type:
-        return True
-    # A server that ignores stream=true answers with one JSON document; read it as such.
-    if "json" in content_type or not content_type:
-        return False
-    raise StreamError(
-        f"The server answered a streamed request with {content_type!r} instead of an event stream. "
-        "Check COMPASS_BASE_URL, or send with stream=False (--no-stream)."
-    )
-
-
-def _parse_json(raw: bytes, accumulator: Accumulator) -> dict[str, Any]:
-    reply = accumulator.reply
-    if not raw.strip() and reply.request.get("stream"):
-        EventReader(accumulator).end()  # raises the "empty stream" error with its advice
-    reason = None
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        reason = "not JSON"
-    except RecursionError:
-        reason = "nested too deeply to read"
-    if reason is not None:  # raised outside the except block: the decoder's error holds the body
-        reply.incomplete = True
-        shown = raw[:120].decode("utf-8", "replace")
-        raise StreamError(
-            f"The server's answer is {reason}: {shown!r}. Check COMPASS_BASE_URL; nothing was added to the history.",
-            body=raw[:2000].decode("utf-8", "replace"),
-            reply=reply,
-            broke_off=False,
-        )
-    if not isinstance(data, dict):
-        reply.incomplete = True
-        raise StreamError(
-            f"The server's answer is {describe(data)}, not a JSON object. Check COMPASS_BASE_URL; nothing was added "
-            "to the history.",
-            body=data,
-            reply=reply,
-            broke_off=False,
-        )
-    if data.get("error") is not None and not data.get("choices"):
-        raise BadRequestError(f"Compass reported an error: {server_error(data['error'])}", body=data)
-    return data

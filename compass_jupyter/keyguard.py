@@ -13,7 +13,7 @@ import functools
 import re
 from typing import Any, Iterable
 
-__all__ = ["LONG_KEY", "MIN_PIECE", "mask_key", "scrub", "scrub_value"]
+__all__ = ["LONG_KEY", "MIN_PIECE", "mask_key", "scrub", "scrub_reply", "scrub_value"]
 
 MIN_PIECE = 8  # shorter runs are common in ordinary text; the mask itself shows 3 + 4 characters
 LONG_KEY = 16  # keys this long are secret-shaped: their pieces are hidden too, and they are hidden in replies
@@ -93,3 +93,34 @@ def scrub_value(value: Any, keys: Iterable[str | None], *, min_key: int = 4, pie
         return item
 
     return walk(value, 0)
+
+
+def scrub_reply(reply: Any, keys: Iterable[str | None]) -> Any:
+    """A Reply with the keys (of secret length only, whole) hidden wherever a server put them, in place.
+
+    Only whole keys of :data:`LONG_KEY` characters or more: a reply's own words may
+    contain any short string, and hiding pieces of a key there would garble text.
+    """
+    keys = tuple(keys)
+
+    def hide(text: str) -> str:
+        return scrub(text, keys, min_key=LONG_KEY, pieces=False)
+
+    for choice in reply.choices:
+        for name in ("text", "reasoning", "refusal"):
+            value = getattr(choice, name)
+            if value:
+                setattr(choice, name, hide(value))
+        for call in choice.tool_calls:
+            call.arguments_json = hide(call.arguments_json)
+            call.id, call.name = hide(call.id), hide(call.name)
+        if choice.audio is not None and choice.audio.transcript:
+            choice.audio.transcript = hide(choice.audio.transcript)
+    reply.warnings = [hide(w) for w in reply.warnings]
+    for name in ("id", "model", "system_fingerprint", "error"):
+        value = getattr(reply, name)
+        if isinstance(value, str):
+            setattr(reply, name, hide(value))
+    if reply.raw is not None:
+        reply.raw = scrub_value(reply.raw, keys, min_key=LONG_KEY, pieces=False)
+    return reply

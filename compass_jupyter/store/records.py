@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from ..reply import Audio, Choice, Reply, Usage
 
-__all__ = ["completion_doc", "chunks", "canonical", "request_key", "DELIVERY_FIELDS"]
+__all__ = ["completion_doc", "chunks", "canonical", "request_key", "recorded_latency", "DELIVERY_FIELDS"]
 
 # How an answer travels, not what is asked: a streamed and a plain request get the same answer.
 DELIVERY_FIELDS = ("stream", "stream_options")
@@ -174,3 +174,13 @@ def chunks(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield {**head, "choices": [{"index": index, "delta": {}, "finish_reason": choice.get("finish_reason")}]}
     if doc.get("usage"):
         yield {**head, "choices": [], "usage": doc["usage"]}
+
+
+def recorded_latency(reply: Reply, latency: Any) -> None:
+    """Show a replayed reply's timings as they were measured when it was first answered."""
+    if not isinstance(latency, dict):
+        return
+    for name in ("ttft", "total", "tokens_per_s"):
+        value = latency.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            setattr(reply.latency, name, float(value))
