@@ -132,7 +132,7 @@ class Choices:
         fields["extra_body"] = {k: v for k, v in extra.items() if k not in _PART_DROPS_EXTRA} or None
         fields["random_seed"] = self.seeds[index]
         client = self.client
-        url, asked, body, _notices = client._build(self.messages, **fields)  # the whole one's were shown
+        url, asked, body, _warnings, _notices = client._build(self.messages, **fields)  # the whole one's were shown
         call = _Call(client, url, body, [], None, _Part(route=client.dialect.route(url), body=body, asked=asked))
 
         def tee(reply: Reply, _observer: Observer | None) -> Accumulator:

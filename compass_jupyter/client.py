@@ -177,10 +177,12 @@ class Client:
         """
         from .store.exchanges import replaying_cassette
 
-        url, _asked, sent, warnings = self._build(messages, model=model, stream=stream, extra_body=extra_body, **fields)
+        url, _asked, sent, warnings, notices = self._build(
+            messages, model=model, stream=stream, extra_body=extra_body, **fields
+        )
         if need_key and not replaying_cassette():
             self._key()  # a missing key is a ConfigError before anything is sent
-        return url, sent, warnings
+        return url, sent, warnings + notices
 
     def _build(
         self,
@@ -190,8 +192,12 @@ class Client:
         stream: bool = True,
         extra_body: Mapping[str, Any] | None = None,
         **fields: Any,
-    ) -> tuple[str, dict[str, Any], dict[str, Any], list[str]]:
-        """(url, the body as asked, the body in the server's dialect, warnings); nothing is sent."""
+    ) -> tuple[str, dict[str, Any], dict[str, Any], list[str], list[str]]:
+        """(url, the body as asked, the body in the server's dialect, warnings, notices); nothing is sent.
+
+        The notices are the dialect's lines on what the server will do differently from what was
+        asked, as expected: information, kept apart from the warnings.
+        """
         model = model or self.model
         asked, warnings = build_body(
             model=model,
@@ -202,8 +208,7 @@ class Client:
             extra_body=extra_body,
         )
         self.dialect.serving(self.base_url)
-        # What the server will do differently from what was asked, one line each, with the warnings.
-        return self.url_for(model), asked, self.dialect.adapt(asked), warnings + self.dialect.notices(asked)
+        return self.url_for(model), asked, self.dialect.adapt(asked), warnings, self.dialect.notices(asked)
 
     def _call(
         self, messages: list[dict[str, Any]], on_delta: Observer | None, cache: str | None, **prepared: Any
@@ -211,16 +216,15 @@ class Client:
         """Validate and build the request (warning about what needs it) for chat/achat's loop."""
         from .store.exchanges import Passage
 
-        url, asked, body, warnings = self._build(messages, **prepared)
+        url, asked, body, warnings, notices = self._build(messages, **prepared)
         passage = Passage(route=self.dialect.route(url), body=body, asked=asked, cache=_cache_mode(cache))
         if not passage.replaying:
             self._key()  # a missing key is a ConfigError before anything is sent
-        notices = self.dialect.notices(asked)  # expected differences: information, not problems
         for message in warnings:
-            kind = CompassNotice if message in notices else CompassWarning
-            _warnings.warn(message, kind, stacklevel=3)  # the caller of chat/achat
-        problems = [message for message in warnings if message not in notices]
-        call = _Call(self, url, body, problems, on_delta, passage)
+            _warnings.warn(message, CompassWarning, stacklevel=3)  # the caller of chat/achat
+        for message in notices:
+            _warnings.warn(message, CompassNotice, stacklevel=3)
+        call = _Call(self, url, body, warnings, on_delta, passage)
         call.notices = notices
         return call
 
