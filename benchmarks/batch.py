@@ -32,7 +32,7 @@ import tracemalloc
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Sequence
 
-from compass_jupyter.testing import StandInServer
+from compass_jupyter.testing import StandInServer, max_in_window
 
 from . import Options, environment, parse_options, ratio, table
 
@@ -153,17 +153,6 @@ def _sequential(rows: list[str]) -> None:
 
     for row in rows:
         cj.chat(f"Answer briefly: {row}", history=False, stream=False)
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most arrivals in any window [t, t + window)."""
-    times = sorted(times)
-    most, start = 0, 0
-    for end, at in enumerate(times):
-        while times[start] <= at - window:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 def _peak_rss_reset() -> bool:

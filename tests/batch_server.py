@@ -19,7 +19,7 @@ import pytest
 
 import compass_jupyter as cj
 from compass_jupyter.batch import memo
-from compass_jupyter.testing import Scenario, StandInServer
+from compass_jupyter.testing import Scenario, StandInServer, max_in_window  # noqa: F401  (test_batch imports it from here)
 
 
 class TimedServer(StandInServer):
@@ -95,17 +95,6 @@ def timed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., TimedServer
     yield start
     for server in servers:
         server.stop()
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most arrivals in any window [t, t + window)."""
-    times = sorted(times)
-    most, start = 0, 0
-    for end, at in enumerate(times):
-        while times[start] <= at - window:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 def quiet(template: str, rows: Any, **kwargs: Any) -> Any:

@@ -23,8 +23,8 @@ Only the standard library is used here; pytest is imported by the plugin alone.
 """
 
 from .guard import ExposedServerWarning
-from .recording import RecordedRequest
+from .recording import RecordedRequest, max_in_window
 from .scenario import Scenario
 from .server import DEFAULT_MODELS, StandInServer
 
-__all__ = ["DEFAULT_MODELS", "ExposedServerWarning", "RecordedRequest", "Scenario", "StandInServer"]
+__all__ = ["DEFAULT_MODELS", "ExposedServerWarning", "RecordedRequest", "Scenario", "StandInServer", "max_in_window"]

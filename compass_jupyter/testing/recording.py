@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RecordedRequest"]
+__all__ = ["RecordedRequest", "max_in_window"]
 
 _SECRET_HEADERS = ("api-key", "authorization")
 
@@ -55,3 +55,14 @@ class RecordedRequest:
         if self.body is None and self.raw:
             data["raw"] = self.raw.decode("utf-8", "replace")
         return data
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    """The most arrivals in any window [t, t + window): what a rate budget must never exceed."""
+    times = sorted(times)
+    most, start = 0, 0
+    for end, at in enumerate(times):
+        while times[start] <= at - window:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
